@@ -1,0 +1,1 @@
+"""nexus_raft.consensus."""

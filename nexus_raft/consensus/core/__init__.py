@@ -1,0 +1,1 @@
+"""Deterministic Raft core: no I/O, no clocks, no global randomness."""

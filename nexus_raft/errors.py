@@ -1,0 +1,76 @@
+"""One exception hierarchy for the whole package.
+
+Every error nexus_raft raises on purpose derives from :class:`NexusRaftError`.
+Misuse with the wrong Python type raises the standard :class:`TypeError`
+instead; that is a programming error, not a runtime condition.
+"""
+
+from __future__ import annotations
+
+
+class NexusRaftError(Exception):
+    """Base of every error nexus_raft raises on purpose."""
+
+
+# --- storage -----------------------------------------------------------------
+
+
+class StorageError(NexusRaftError):
+    """The embedded store failed or was misused."""
+
+
+class StoreLockedError(StorageError):
+    """The store is already open, in this process or in another one."""
+
+
+class StoreClosedError(StorageError):
+    """The store (or a view of it) was used after ``close()``."""
+
+
+class CorruptionError(StorageError):
+    """The on-disk data is damaged or not what this version wrote."""
+
+
+# --- transport -----------------------------------------------------------------
+
+
+class TransportError(NexusRaftError):
+    """A peer RPC failed; subclasses live in :mod:`nexus_raft.transport.errors`."""
+
+
+# --- consensus -----------------------------------------------------------------
+
+
+class ConsensusError(NexusRaftError):
+    """A Raft-level request could not be carried out."""
+
+
+class NotLeader(ConsensusError):
+    """This member is not the leader; ``leader_id``/``leader_address`` say who is, if known."""
+
+    def __init__(
+        self,
+        message: str = "not the leader",
+        *,
+        leader_id: int | None = None,
+        leader_address: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+        self.leader_address = leader_address
+
+
+class ProposalDropped(ConsensusError):
+    """A proposal was not appended, or was overwritten before it committed."""
+
+
+class Unavailable(ConsensusError):
+    """No member could serve the request (no quorum, no leader, unreachable)."""
+
+
+class Timeout(ConsensusError, TimeoutError):
+    """The request's deadline passed before it completed."""
+
+
+class ConfigError(NexusRaftError, ValueError):
+    """A configuration value is invalid."""
