@@ -1,0 +1,148 @@
+"""Transport errors, and the one place where gRPC statuses become them.
+
+Every failure a peer RPC can have reaches callers as a subclass of
+:class:`nexus_raft.errors.TransportError`; ``grpc`` exceptions never escape
+:mod:`nexus_raft.transport`. :func:`from_rpc_error` is the only mapping from a
+gRPC status to these classes, and the server side uses :data:`ERROR_KEY`
+trailing metadata to say precisely *why* it refused a call where the status
+code alone would be ambiguous.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from nexus_raft.errors import TransportError
+
+__all__ = [
+    "ERROR_KEY",
+    "ClientClosed",
+    "ClusterMismatch",
+    "DeadlineExceeded",
+    "ListenFailed",
+    "MalformedMessage",
+    "PayloadTooLarge",
+    "PeerUnavailable",
+    "RemoteError",
+    "SnapshotCorrupted",
+    "SnapshotRejected",
+    "TransportError",
+    "from_rpc_error",
+]
+
+ERROR_KEY = "nexus-error"
+"""Trailing-metadata key the server sets to name the refusal precisely."""
+
+# Values of ERROR_KEY (the server sets them; from_rpc_error reads them).
+CLUSTER_MISMATCH = "cluster-mismatch"
+SNAPSHOT_REJECTED = "snapshot-rejected"
+MALFORMED = "malformed"
+HANDLER_FAILED = "handler-failed"
+
+
+class _PeerError(TransportError):
+    """A transport error that knows which peer and which RPC it came from."""
+
+    def __init__(
+        self, message: str, *, peer: str | None = None, method: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.peer = peer
+        """The peer's endpoint (``host:port``), when known."""
+        self.method = method
+        """The RPC (``RequestVote``, ``Stream``, ...), when known."""
+        self.status = status
+        """The gRPC status code's name (``"UNAVAILABLE"``, ...), when there was one."""
+
+
+class PeerUnavailable(_PeerError):
+    """The peer could not be reached, or the connection broke mid-call."""
+
+
+class DeadlineExceeded(_PeerError, TimeoutError):
+    """The call's deadline passed before the peer answered."""
+
+
+class ClusterMismatch(_PeerError):
+    """The peer belongs to another cluster (its cluster id differs from ours)."""
+
+
+class PayloadTooLarge(_PeerError):
+    """A message exceeded the sender's or the receiver's maximum message size."""
+
+
+class SnapshotRejected(_PeerError):
+    """The receiver refused a snapshot stream (corrupted, truncated or malformed)."""
+
+
+class MalformedMessage(_PeerError):
+    """The peer could not parse or refused the shape of what we sent."""
+
+
+class RemoteError(_PeerError):
+    """The peer's handler failed, or the peer answered with an unexpected status."""
+
+
+class ClientClosed(_PeerError):
+    """The client (or the pool that owned it) was closed; the call was not made."""
+
+
+class ListenFailed(TransportError):
+    """The server could not bind its listen address (in use, not local, ...)."""
+
+
+class SnapshotCorrupted(TransportError):
+    """Server side: the snapshot stream being received is damaged or incomplete.
+
+    Raised by the ``chunks`` iterator a handler's ``install_snapshot`` gets,
+    instead of ending normally, so a handler never mistakes a damaged stream
+    for a complete one.
+    """
+
+
+def _metadata_value(err: Any, key: str) -> str | None:
+    try:
+        trailing = err.trailing_metadata()
+    except Exception:  # a locally-made error may carry no metadata at all
+        return None
+    for item in trailing or ():
+        k, v = item[0], item[1]
+        if k == key:
+            return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+    return None
+
+
+def from_rpc_error(
+    err: grpc.RpcError, *, peer: str | None = None, method: str | None = None
+) -> TransportError:
+    """Map a gRPC error to the matching :class:`TransportError` subclass.
+
+    This is the only place that knows gRPC status codes; everything in
+    :mod:`nexus_raft.transport` raises what it returns.
+    """
+    code = err.code() if hasattr(err, "code") else None
+    details = err.details() if hasattr(err, "details") else None
+    name = code.name if code is not None else None
+    reason = _metadata_value(err, ERROR_KEY)
+    text = f"{method or 'rpc'} to {peer or 'peer'} failed: {name}: {details or ''}".rstrip(": ")
+    kwargs: dict[str, Any] = {"peer": peer, "method": method, "status": name}
+    if reason == CLUSTER_MISMATCH:
+        return ClusterMismatch(text, **kwargs)
+    if reason == SNAPSHOT_REJECTED:
+        return SnapshotRejected(text, **kwargs)
+    if reason == MALFORMED:
+        return MalformedMessage(text, **kwargs)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return PeerUnavailable(text, **kwargs)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(text, **kwargs)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return PayloadTooLarge(text, **kwargs)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return MalformedMessage(text, **kwargs)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return PeerUnavailable(text, **kwargs)
+    return RemoteError(text, **kwargs)
