@@ -72,5 +72,33 @@ class Timeout(ConsensusError, TimeoutError):
     """The request's deadline passed before it completed."""
 
 
+class InvalidArgument(ConsensusError, ValueError):
+    """The KV service rejected a request as malformed (bad key, bad member id, ...)."""
+
+
+class TooLarge(InvalidArgument):
+    """A key, value or request exceeds the KV service's size limits."""
+
+
+class ClusterMismatch(ConsensusError):
+    """The request (or peer) belongs to a different cluster id."""
+
+
+class Compacted(ConsensusError):
+    """A watch asked for a revision older than the retained history."""
+
+
+class InvalidCommand(ConsensusError, ValueError):
+    """A state-machine command (or its result) is malformed or breaks a limit."""
+
+
+class RaftUsageError(ConsensusError):
+    """The Raft core or a log storage was called against its contract.
+
+    Examples: appending entries with a gap, compacting past the last index,
+    ``advance()`` with a ``Ready`` that ``ready()`` did not hand out.
+    """
+
+
 class ConfigError(NexusRaftError, ValueError):
     """A configuration value is invalid."""

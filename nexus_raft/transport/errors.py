@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from nexus_raft.errors import ClusterMismatch as _AnyClusterMismatch
 from nexus_raft.errors import TransportError
 
 __all__ = [
@@ -66,8 +67,12 @@ class DeadlineExceeded(_PeerError, TimeoutError):
     """The call's deadline passed before the peer answered."""
 
 
-class ClusterMismatch(_PeerError):
-    """The peer belongs to another cluster (its cluster id differs from ours)."""
+class ClusterMismatch(_PeerError, _AnyClusterMismatch):
+    """The peer belongs to another cluster (its cluster id differs from ours).
+
+    Also a :class:`nexus_raft.errors.ClusterMismatch`, so one ``except`` catches
+    the refusal whether it came from the peer transport or the KV service.
+    """
 
 
 class PayloadTooLarge(_PeerError):

@@ -1,0 +1,126 @@
+"""The KV state machine's snapshot stream: length-prefixed records in bounded chunks.
+
+Layout (big-endian)::
+
+    header   b"NXKV" version:u8 index:u64
+    record   tree:u8 key_len:u32 value_len:u32 key value      (repeated)
+    trailer  0xFF records:u64
+
+``tree`` numbers the ``kv.*`` trees (:data:`TREE_CODES`). The writer emits
+chunks of about ``chunk_bytes``; a record may span chunks, and the reader
+accepts any re-chunking of the byte stream (a transport may split or merge
+chunks). The trailer's count detects a truncated stream.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+
+from nexus_raft.errors import CorruptionError
+
+__all__ = ["TREE_CODES", "SnapshotReader", "encode_stream"]
+
+MAGIC = b"NXKV"
+VERSION = 1
+_HEADER = struct.Struct(">4sBQ")
+_RECORD = struct.Struct(">BII")
+_TRAILER = struct.Struct(">BQ")
+_END = 0xFF
+
+TREE_CODES: dict[str, int] = {"kv.data": 1, "kv.meta": 2, "kv.sessions": 3, "kv.events": 4}
+"""The trees a snapshot carries, with their record codes."""
+
+
+def encode_stream(
+    index: int, trees: Iterable[tuple[int, Iterable[tuple[bytes, bytes]]]], chunk_bytes: int
+) -> Iterator[bytes]:
+    """Chunks of the stream for ``trees`` (code, pairs); lazily, one chunk in memory."""
+    parts: list[bytes] = [_HEADER.pack(MAGIC, VERSION, index)]
+    size = _HEADER.size
+    count = 0
+    pack = _RECORD.pack
+    for code, pairs in trees:
+        for key, value in pairs:
+            parts.append(pack(code, len(key), len(value)))
+            parts.append(key)
+            parts.append(value)
+            size += _RECORD.size + len(key) + len(value)
+            count += 1
+            if size >= chunk_bytes:
+                yield b"".join(parts)
+                parts = []
+                size = 0
+    parts.append(_TRAILER.pack(_END, count))
+    yield b"".join(parts)
+
+
+class SnapshotReader:
+    """Incremental parser: ``feed(chunk)`` returns the complete records it now holds.
+
+    Memory is bounded by one chunk plus one record. Call :meth:`finish` at the
+    end; it raises CorruptionError if the stream was cut short.
+    """
+
+    __slots__ = ("_buf", "_count", "_done", "index")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._count = 0
+        self._done = False
+        self.index: int | None = None
+
+    def feed(self, chunk: bytes) -> list[tuple[int, bytes, bytes]]:
+        """Parse ``chunk``; (tree code, key, value) of each record completed by it."""
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"snapshot chunks must be bytes, not {type(chunk).__name__}")
+        buf = self._buf
+        buf += chunk
+        out: list[tuple[int, bytes, bytes]] = []
+        pos = 0
+        end = len(buf)
+        if self.index is None:
+            if end < _HEADER.size:
+                return out
+            magic, version, index = _HEADER.unpack_from(buf)
+            if magic != MAGIC or version != VERSION:
+                raise CorruptionError("not a KV snapshot stream (bad magic or version)")
+            self.index = index
+            pos = _HEADER.size
+        while pos < end:
+            if self._done:
+                raise CorruptionError("bytes after the end of the KV snapshot stream")
+            code = buf[pos]
+            if code == _END:
+                if end - pos < _TRAILER.size:
+                    break
+                _, count = _TRAILER.unpack_from(buf, pos)
+                if count != self._count:
+                    raise CorruptionError(
+                        f"KV snapshot stream has {self._count} records, its trailer says {count}"
+                    )
+                self._done = True
+                pos += _TRAILER.size
+                continue
+            if end - pos < _RECORD.size:
+                break
+            code, klen, vlen = _RECORD.unpack_from(buf, pos)
+            stop = pos + _RECORD.size + klen + vlen
+            if stop > end:
+                break
+            if code not in _CODES:
+                raise CorruptionError(f"unknown tree code {code} in KV snapshot stream")
+            kstart = pos + _RECORD.size
+            out.append((code, bytes(buf[kstart : kstart + klen]), bytes(buf[kstart + klen : stop])))
+            self._count += 1
+            pos = stop
+        del buf[:pos]
+        return out
+
+    def finish(self) -> None:
+        """Check that the whole stream arrived."""
+        if self.index is None or not self._done or self._buf:
+            raise CorruptionError("KV snapshot stream is truncated")
+
+
+_CODES = frozenset(TREE_CODES.values())
