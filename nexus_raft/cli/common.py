@@ -1,0 +1,152 @@
+"""Pieces shared by the command-line programs: argument parsing, logging, exits.
+
+Every program runs its typer app through :func:`run_app`, which turns any
+usage error or deliberate :class:`~nexus_raft.errors.NexusRaftError` into one
+line on stderr (``nexusctl: error: ...``) and a non-zero exit status, never a
+traceback: exit 2 for bad arguments, 1 for a failed operation, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import typer
+
+from nexus_raft.errors import NexusRaftError
+from nexus_raft.transport.address import parse_endpoint
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "LOG_LEVELS",
+    "CliError",
+    "fail",
+    "parse_endpoints",
+    "parse_member",
+    "parse_peers",
+    "run_app",
+    "setup_logging",
+]
+
+EXIT_FAILURE = 1
+"""Exit status of an operation that failed (cluster unreachable, key missing, ...)."""
+
+EXIT_USAGE = 2
+"""Exit status of bad command-line arguments."""
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+"""Values accepted by ``--log-level``."""
+
+
+class CliError(Exception):
+    """A command failed in a way that deserves one line and an exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Stop the command with ``message`` (one line) and exit status ``code``."""
+    raise CliError(message, code)
+
+
+def _check_endpoint(text: str, what: str) -> str:
+    try:
+        parse_endpoint(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{what}: {exc}") from None
+    return text
+
+
+def parse_peers(text: str) -> dict[int, str]:
+    """``1=127.0.0.1:7001,2=127.0.0.1:7002`` -> ``{1: "127.0.0.1:7001", 2: ...}``.
+
+    Raises ``typer.BadParameter`` naming the bad item.
+    """
+    peers: dict[int, str] = {}
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        node_id, address = parse_member(item)
+        if node_id in peers:
+            raise typer.BadParameter(f"member id {node_id} appears twice")
+        peers[node_id] = address
+    if not peers:
+        raise typer.BadParameter("expected ID=HOST:PORT[,ID=HOST:PORT...]")
+    return peers
+
+
+def parse_member(text: str) -> tuple[int, str]:
+    """``3=127.0.0.1:7003`` -> ``(3, "127.0.0.1:7003")``; ``typer.BadParameter`` otherwise."""
+    node_id_text, sep, address = text.strip().partition("=")
+    if not sep or not node_id_text.strip().isdigit() or int(node_id_text) <= 0:
+        raise typer.BadParameter(f"{text!r} is not ID=HOST:PORT with a positive integer ID")
+    return int(node_id_text), _check_endpoint(address.strip(), f"member {node_id_text}")
+
+
+def parse_endpoints(text: str) -> list[str]:
+    """``a:1,b:2`` -> ``["a:1", "b:2"]``, each checked; ``typer.BadParameter`` otherwise."""
+    endpoints = [_check_endpoint(e, "endpoint") for e in (p.strip() for p in text.split(",")) if e]
+    if not endpoints:
+        raise typer.BadParameter("expected HOST:PORT[,HOST:PORT...]")
+    return endpoints
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr at ``level`` (one of :data:`LOG_LEVELS`) with timestamps."""
+    if level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # grpc's own loggers are noisy at debug level and say nothing ours do not.
+    logging.getLogger("grpc").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> int:
+    """Run ``app`` like a console script; return the exit status.
+
+    Usage errors and ``NexusRaftError`` become one line on stderr (no
+    traceback, no usage box) and a non-zero status.
+    """
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args=args, prog_name=prog, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except CliError as exc:
+        print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.code
+    except NexusRaftError as exc:
+        print(f"{prog}: error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # Usage errors: click's (older typer) or typer's vendored click's
+        # exceptions; both carry format_message() and exit_code (2 for usage).
+        format_message = getattr(exc, "format_message", None)
+        exit_code = getattr(exc, "exit_code", None)
+        if not callable(format_message) or not isinstance(exit_code, int):
+            raise
+        message = _one_line(str(format_message()))
+        if message:  # empty when the usage/help text was already printed
+            print(f"{prog}: error: {message}", file=sys.stderr)
+        return exit_code or EXIT_USAGE
+    return result if isinstance(result, int) else 0

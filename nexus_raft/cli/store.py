@@ -1,0 +1,221 @@
+"""``nexus-store PATH trees|get|set|scan|stats``: inspect a store from the shell.
+
+Keys and values given on the command line are UTF-8 text, or hex with
+``--hex``. Output shows bytes as text when they are valid UTF-8; otherwise
+text output escapes them (``\\xff``) and ``--json`` output gives
+``{"hex": "..."}`` instead of a string. Any failure (missing or locked store,
+bad argument, absent key) prints one line to stderr and exits non-zero
+(:func:`nexus_raft.cli.common.run_app`: 2 for bad arguments, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from nexus_raft.cli.common import EXIT_USAGE, CliError, run_app
+from nexus_raft.errors import NexusRaftError, StoreLockedError
+from nexus_raft.storage import DEFAULT_TREE, Store
+
+PROG = "nexus-store"
+
+app = typer.Typer(
+    name=PROG,
+    help="Inspect a nexus_raft store (a LevelDB directory) from the shell.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+TreeOpt = Annotated[str, typer.Option("--tree", "-t", help="Tree name.")]
+HexOpt = Annotated[bool, typer.Option("--hex", help="Keys/values on the command line are hex.")]
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Directory of the store.", show_default=False)],
+) -> None:
+    """Inspect a nexus_raft store: nexus-store PATH trees|get|set|scan|stats."""
+    ctx.obj = path
+
+
+@contextmanager
+def opened(ctx: typer.Context) -> Iterator[Store]:
+    """Open the store named on the command line (never creating one)."""
+    path: Path = ctx.obj
+    if not path.is_dir():
+        raise CliError(f"no store at {path}")
+    try:
+        store = Store.open(path, create=False)
+    except StoreLockedError as exc:
+        raise CliError(f"store at {path} is locked: another process has it open") from exc
+    except NexusRaftError as exc:
+        raise CliError(str(exc)) from exc
+    with store:
+        yield store
+
+
+def arg_bytes(text: str, as_hex: bool, what: str) -> bytes:
+    """A command-line argument as bytes: UTF-8, or hex with ``--hex``."""
+    if not as_hex:
+        return text.encode("utf-8", "surrogateescape")
+    try:
+        return bytes.fromhex(text)
+    except ValueError as exc:
+        raise CliError(f"{what} is not valid hex: {text!r}", EXIT_USAGE) from exc
+
+
+def show(data: bytes) -> str:
+    """Bytes for one line of text output: UTF-8, with ``\\xNN`` escapes for
+    invalid bytes and for control characters (so tabs and newlines cannot
+    break the tab-separated, line-per-pair output)."""
+    text = data.decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def as_json(data: bytes) -> str | dict[str, str]:
+    """Bytes for JSON output: a string if valid UTF-8, else ``{"hex": ...}``."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"hex": data.hex()}
+
+
+def emit_json(obj: object) -> None:
+    typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
+
+
+def check_tree_exists(store: Store, tree: str) -> None:
+    # Reading must not create trees as a side effect of a typo.
+    if tree not in store.tree_names():
+        raise CliError(f"no tree {tree!r} (trees: {', '.join(store.tree_names())})")
+
+
+@app.command()
+def trees(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """List the tree names."""
+    with opened(ctx) as store:
+        names = store.tree_names()
+    if json:
+        emit_json(names)
+    else:
+        for name in names:
+            typer.echo(name)
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The key.")],
+    tree: TreeOpt = DEFAULT_TREE,
+    hex_: HexOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Print the value of KEY (exit 1 if absent)."""
+    raw_key = arg_bytes(key, hex_, "KEY")
+    with opened(ctx) as store:
+        check_tree_exists(store, tree)
+        value = store.tree(tree).get(raw_key)
+    if value is None:
+        raise CliError(f"key not found: {show(raw_key)!r} in tree {tree!r}")
+    if json:
+        emit_json({"tree": tree, "key": as_json(raw_key), "value": as_json(value)})
+    else:
+        typer.echo(show(value))
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The key.")],
+    value: Annotated[str, typer.Argument(help="The value.")],
+    tree: TreeOpt = DEFAULT_TREE,
+    hex_: HexOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Set KEY to VALUE (fsync'd), creating the tree if needed."""
+    raw_key = arg_bytes(key, hex_, "KEY")
+    raw_value = arg_bytes(value, hex_, "VALUE")
+    with opened(ctx) as store:
+        store.tree(tree).set(raw_key, raw_value)
+        store.flush()
+    if json:
+        emit_json({"tree": tree, "key": as_json(raw_key), "value": as_json(raw_value)})
+
+
+@app.command()
+def scan(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
+    tree: TreeOpt = DEFAULT_TREE,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=0, help="At most this many pairs.")
+    ] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Descending key order.")] = False,
+    hex_: HexOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Print key/value pairs in key order (tab-separated), optionally under PREFIX."""
+    raw_prefix = arg_bytes(prefix, hex_, "PREFIX")
+    pairs: list[tuple[bytes, bytes]] = []
+    with opened(ctx) as store:
+        check_tree_exists(store, tree)
+        for pair in store.tree(tree).scan_prefix(raw_prefix, reverse=reverse):
+            if limit is not None and len(pairs) >= limit:
+                break
+            pairs.append(pair)
+    if json:
+        emit_json([{"key": as_json(k), "value": as_json(v)} for k, v in pairs])
+    else:
+        for k, v in pairs:
+            typer.echo(f"{show(k)}\t{show(v)}")
+
+
+@app.command()
+def stats(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Show per-tree key counts and sizes, and the size on disk."""
+    with opened(ctx) as store:
+        per_tree = {}
+        for name in store.tree_names():
+            keys = data = 0
+            for k, v in store.tree(name).iter():
+                keys += 1
+                data += len(k) + len(v)
+            per_tree[name] = {"keys": keys, "bytes": data}
+        path = store.path
+    disk = sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
+    report = {"path": path, "trees": per_tree, "disk_bytes": disk}
+    if json:
+        emit_json(report)
+        return
+    typer.echo(f"path: {path}")
+    typer.echo(f"disk: {disk} bytes")
+    typer.echo("trees:")
+    width = max(len(name) for name in per_tree)
+    for name, info in per_tree.items():
+        typer.echo(f"  {name:<{width}}  {info['keys']} keys  {info['bytes']} bytes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nexus-store``; returns the exit status."""
+    return run_app(app, PROG, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

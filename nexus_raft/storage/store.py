@@ -1,0 +1,389 @@
+"""Store: an embedded, ordered key-value database on LevelDB."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections import deque
+from itertools import starmap
+from types import TracebackType
+from typing import Any
+
+from nexus_raft.errors import StorageError, StoreClosedError
+from nexus_raft.storage._backend import BACKEND_ERRORS, backend_error, open_db
+from nexus_raft.storage._catalog import load_or_init, purge_tree
+from nexus_raft.storage._codec import check_bool, check_tree_name
+from nexus_raft.storage._layout import (
+    DEFAULT_TREE,
+    FLUSH_KEY,
+    ID_HWM_KEY,
+    MAX_TREE_ID,
+    NEXT_TREE_KEY,
+    catalog_key,
+    dropping_key,
+    pack_u64,
+    tree_prefix,
+)
+from nexus_raft.storage.batch import Batch
+from nexus_raft.storage.snapshot import Snapshot
+from nexus_raft.storage.tree import Tree
+
+log = logging.getLogger(__name__)
+
+# generate_id() persists a high-water mark this many ids ahead, so only one id
+# in ID_BLOCK costs an fsync. A crash or reopen skips the rest of the block.
+ID_BLOCK = 1000
+
+
+class Store:
+    """An embedded key-value database: named trees of ordered keys on LevelDB.
+
+    Open with :meth:`open` (or :meth:`open_temporary`), preferably in a
+    ``with`` block. The store's own ``set``/``get``/``delete``/``contains``
+    act on the default tree; :meth:`tree` gives named, isolated trees.
+
+    Durability: with ``sync=False`` (the default) a write survives a crash of
+    the process but may be lost in a power failure until :meth:`flush` is
+    called; with ``sync=True`` every write is fsync'd before it returns.
+
+    One process may have a store open once; a second open (here or in another
+    process) raises :class:`~nexus_raft.errors.StoreLockedError`. All methods
+    are thread-safe; do not call :meth:`close` while other threads still use it.
+    """
+
+    def __init__(self, db: Any, path: str, *, sync: bool, temporary: bool) -> None:
+        """Use :meth:`open` or :meth:`open_temporary` instead."""
+        self._db = db
+        self._path = path
+        self._sync = sync
+        self._temporary = temporary
+        # One re-entrant lock serialises every write (LevelDB serialises writes
+        # anyway): that makes read-modify-write atomic and watch events ordered.
+        self._lock = threading.RLock()
+        self._closed = False
+        state = load_or_init(db, path)
+        self._next_tree_id = state.next_tree_id
+        # Invariant: ids below _id_limit are reserved on disk; _next_id <= _id_limit.
+        self._next_id = state.id_high_water
+        self._id_limit = state.id_high_water
+        self._trees: dict[str, Tree] = {
+            name: self._make_tree(name, tree_id) for name, tree_id in state.trees.items()
+        }
+        self._default = self._trees[DEFAULT_TREE]
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, sync: bool = False,
+             create: bool = True) -> Store:
+        """Open (by default creating) the store in directory ``path``.
+
+        ``sync=True`` fsyncs every write before returning. ``create=False``
+        raises :class:`~nexus_raft.errors.StorageError` if there is no store.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
+        check_bool(sync, "sync")
+        check_bool(create, "create")
+        return cls._open(os.fspath(path), sync=sync, create=create, temporary=False)
+
+    @classmethod
+    def open_temporary(cls, *, sync: bool = False) -> Store:
+        """Open a new store in a fresh temporary directory, removed on close."""
+        check_bool(sync, "sync")
+        path = tempfile.mkdtemp(prefix="nexus-store-")
+        try:
+            return cls._open(path, sync=sync, create=True, temporary=True)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _open(cls, path: str, *, sync: bool, create: bool, temporary: bool) -> Store:
+        # LevelDB itself would leave LOCK and LOG files behind in a directory
+        # that holds no database; CURRENT names the manifest of every LevelDB.
+        if not create and not os.path.isfile(os.path.join(path, "CURRENT")):
+            raise StorageError(f"no store at {path}")
+        if create:
+            try:
+                os.makedirs(path, exist_ok=True)  # LevelDB creates only the last level
+            except OSError as exc:
+                raise StorageError(f"cannot create store directory {path}: {exc}") from exc
+        db = open_db(path, create=create)
+        try:
+            store = cls(db, path, sync=sync, temporary=temporary)
+        except BaseException as exc:
+            db.close()
+            if isinstance(exc, BACKEND_ERRORS):
+                raise backend_error(exc, path) from exc
+            raise
+        log.debug("opened store %s (sync=%s)", path, sync)
+        return store
+
+    def close(self) -> None:
+        """Close the store; idempotent. A temporary store's directory is removed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            error = StoreClosedError(f"store is closed ({self._path})")
+            for tree in self._trees.values():
+                tree._detach(error)
+            try:
+                self._db.close()
+            except BACKEND_ERRORS as exc:
+                raise backend_error(exc, self._path) from exc
+            finally:
+                if self._temporary:
+                    shutil.rmtree(self._path, ignore_errors=True)
+        log.debug("closed store %s", self._path)
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    @property
+    def path(self) -> str:
+        """The store's directory."""
+        return self._path
+
+    @property
+    def sync(self) -> bool:
+        """Whether every write is fsync'd before it returns."""
+        return self._sync
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Store {self._path!r} {state}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"store is closed ({self._path})")
+
+    # --- the default tree -----------------------------------------------------------
+
+    def set(self, key: bytes | str, value: bytes | bytearray | memoryview) -> None:
+        """Store ``value`` under ``key`` in the default tree."""
+        self._default.set(key, value)
+
+    def get(self, key: bytes | str) -> bytes | None:
+        """The default tree's value for ``key``, or None."""
+        return self._default.get(key)
+
+    def delete(self, key: bytes | str) -> None:
+        """Remove ``key`` from the default tree (nothing happens if absent)."""
+        self._default.delete(key)
+
+    def contains(self, key: bytes | str) -> bool:
+        """Whether the default tree holds ``key``."""
+        return self._default.get(key) is not None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._default
+
+    # --- trees ------------------------------------------------------------------------
+
+    def tree(self, name: str = DEFAULT_TREE) -> Tree:
+        """The tree called ``name``, created (durably) on first use."""
+        tree = self._trees.get(name) if type(name) is str else None
+        if tree is not None and not self._closed:
+            return tree
+        check_tree_name(name)
+        with self._lock:
+            self._check_open()
+            tree = self._trees.get(name)
+            if tree is None:
+                tree = self._create_tree(name)
+            return tree
+
+    def tree_names(self) -> list[str]:
+        """Names of all trees, the default tree included, sorted."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._trees)
+
+    def drop_tree(self, name: str) -> bool:
+        """Delete tree ``name`` and all its keys; False if there is no such tree.
+
+        Other trees are untouched. Handles to the dropped tree raise
+        StorageError from then on and its subscribers are closed. The default
+        tree cannot be dropped.
+        """
+        check_tree_name(name)
+        with self._lock:
+            self._check_open()
+            if name == DEFAULT_TREE:
+                raise StorageError("the default tree cannot be dropped")
+            tree = self._trees.get(name)
+            if tree is None:
+                return False
+            try:
+                # Catalog removal and the purge marker land together, so after a
+                # crash the next open either still has the tree or finishes the purge.
+                with self._db.write_batch(sync=True) as wb:
+                    wb.delete(catalog_key(name))
+                    wb.put(dropping_key(tree.tree_id), b"")
+                del self._trees[name]
+                tree._detach(StorageError(f"tree {name!r} was dropped"))
+                purge_tree(self._db, tree.tree_id)
+            except BACKEND_ERRORS as exc:
+                raise backend_error(exc, self._path) from exc
+        return True
+
+    def _create_tree(self, name: str) -> Tree:
+        """Allocate the next tree id and record it durably; caller holds the lock."""
+        tree_id = self._next_tree_id
+        if tree_id > MAX_TREE_ID:
+            raise StorageError("no tree ids left in this store")
+        try:
+            with self._db.write_batch(sync=True) as wb:
+                wb.put(catalog_key(name), tree_prefix(tree_id))
+                wb.put(NEXT_TREE_KEY, tree_prefix(tree_id + 1))
+        except BACKEND_ERRORS as exc:
+            raise backend_error(exc, self._path) from exc
+        self._next_tree_id = tree_id + 1
+        tree = self._trees[name] = self._make_tree(name, tree_id)
+        return tree
+
+    def _make_tree(self, name: str, tree_id: int) -> Tree:
+        return Tree(self, name, tree_id, tree_prefix(tree_id), self._db, self._lock, self._sync)
+
+    # --- batches ----------------------------------------------------------------------
+
+    def apply_batch(self, batch: Batch) -> None:
+        """Apply ``batch`` atomically; operations without ``tree=`` go to the default tree."""
+        self._apply_batch(batch, self._default)
+
+    def _apply_batch(self, batch: Batch, target: Tree) -> None:
+        if not isinstance(batch, Batch):
+            raise TypeError(f"batch must be a Batch, not {type(batch).__name__}")
+        ops = batch._ops
+        with self._lock:
+            self._check_open()
+            if target._error is not None:
+                raise type(target._error)(*target._error.args)
+            trees = self._batch_targets(batch, target)
+            try:
+                if trees is None and not batch._has_removes:
+                    # The common case, inserts into one tree: plyvel's prefixed
+                    # write batch adds the prefix in C and starmap loops in C,
+                    # which is what keeps batch puts near raw plyvel speed.
+                    wb = target._pdb.write_batch(sync=self._sync)
+                    deque(starmap(wb.put, ops), 0)
+                else:
+                    wb = self._db.write_batch(sync=self._sync)
+                    put, delete = wb.put, wb.delete
+                    for i, (key, value) in enumerate(ops):
+                        full = (target if trees is None else trees[i])._prefix + key
+                        if value is None:
+                            delete(full)
+                        else:
+                            put(full, value)
+                wb.write()
+            except BACKEND_ERRORS as exc:
+                raise backend_error(exc, self._path) from exc
+            if any(tree._subs for tree in self._trees.values()):
+                for i, (key, value) in enumerate(ops):
+                    tree = target if trees is None else trees[i]
+                    if tree._subs:
+                        tree._publish(key, value)
+
+    def _batch_targets(self, batch: Batch, target: Tree) -> list[Tree] | None:
+        """The live tree of each operation (None: all go to ``target``); holds the lock."""
+        if not batch._targets:
+            return None
+        resolved: dict[int, Tree] = {}
+        targets = batch._targets
+        return [
+            target if i not in targets else self._resolve(targets[i], resolved)
+            for i in range(len(batch._ops))
+        ]
+
+    def _resolve(self, ref: str | Tree, resolved: dict[int, Tree]) -> Tree:
+        """The live tree an operation's ``tree=`` names (memoised per batch by id)."""
+        tree = resolved.get(id(ref))
+        if tree is not None:
+            return tree
+        if isinstance(ref, str):
+            tree = self.tree(ref)
+        else:
+            if ref._store is not self:
+                raise StorageError(f"{ref!r} belongs to another store")
+            if ref._error is not None:
+                raise type(ref._error)(*ref._error.args)
+            tree = ref
+        resolved[id(ref)] = tree
+        return tree
+
+    # --- durability, ids, snapshots --------------------------------------------------
+
+    def flush(self) -> None:
+        """Make everything written so far durable (one fsync'd marker write).
+
+        LevelDB appends every write to one log in order, so syncing a later
+        write also syncs all the writes before it.
+        """
+        with self._lock:
+            self._check_open()
+            try:
+                self._db.put(FLUSH_KEY, b"", sync=True)
+            except BACKEND_ERRORS as exc:
+                raise backend_error(exc, self._path) from exc
+
+    def compact(self) -> None:
+        """Compact the whole database: reclaims the space of deleted and
+        overwritten keys (and of dropped trees) now rather than eventually.
+
+        Slow on large stores; reads and writes keep working meanwhile.
+        """
+        self._check_open()
+        try:
+            self._db.compact_range()
+        except BACKEND_ERRORS as exc:
+            raise backend_error(exc, self._path) from exc
+
+    def generate_id(self) -> int:
+        """A unique int, strictly greater than every id returned before (also across reopen).
+
+        Ids are reserved on disk in blocks of ``ID_BLOCK`` (one fsync per block),
+        so ids skipped by a crash or reopen are never handed out.
+        """
+        with self._lock:
+            self._check_open()
+            if self._next_id >= self._id_limit:
+                limit = self._next_id + ID_BLOCK
+                try:
+                    self._db.put(ID_HWM_KEY, pack_u64(limit), sync=True)
+                except BACKEND_ERRORS as exc:
+                    raise backend_error(exc, self._path) from exc
+                self._id_limit = limit
+            value = self._next_id
+            self._next_id = value + 1
+            return value
+
+    def snapshot(self) -> Snapshot:
+        """A consistent read-only view of every tree as of now; close it when done."""
+        with self._lock:
+            self._check_open()
+            try:
+                snap = self._db.snapshot()
+            except BACKEND_ERRORS as exc:
+                raise backend_error(exc, self._path) from exc
+            catalog = {name: tree._prefix for name, tree in self._trees.items()}
+            unallocated = tree_prefix(min(self._next_tree_id, MAX_TREE_ID + 1))
+        return Snapshot(snap, catalog, unallocated)
