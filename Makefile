@@ -37,6 +37,9 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/transport.py
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/node.py
+	$(BIN)/python bench/cluster.py
+	$(BIN)/python bench/witness.py
 
 proto: $(VENV)/.installed-test
 	$(BIN)/python -m nexus_raft.transport.protogen

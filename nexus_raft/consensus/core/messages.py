@@ -221,6 +221,9 @@ class AppendResponse:
     reject: bool = False
     reject_hint: int = 0
     hint_term: int = 0
+    # Witness only (0 otherwise): it holds the payload of every uncommitted
+    # entry up to this index, so the leader may count it as a payload holder.
+    payload_index: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -371,6 +374,9 @@ class Ready:
     messages: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
     payload_floor: int | None = None  # witness only: drop payloads of entries <= this
+    # Contexts of reads (read_index) that will never get a ReadState: the
+    # leader stepped down or refused a forwarded request. Fail them at once.
+    dropped_reads: tuple[bytes, ...] = ()
 
     @property
     def must_sync(self) -> bool:
