@@ -127,8 +127,7 @@ class Election(RaftState):
                 self.vote = m.frm
             return
         if (
-            can_vote
-            and not up_to_date
+            not up_to_date
             and self.is_witness
             and m.frm in self.conf_state.full_voters
             and self._can_supply_after(m.last_log_index)
@@ -140,7 +139,8 @@ class Election(RaftState):
         if self.stalled_voter_seen and self.role is Role.FOLLOWER and not self.cannot_lead:
             # No leader is alive (the lease check let this request through) and a
             # full voter lacks entries only this witness can give it: campaign now.
-            self.stalled_voter_seen = False
+            # The flag stays set (the witness retries at each election timeout)
+            # until it hears from a leader.
             self.hup()
 
     def _log_ok_for(self, m: VoteRequest) -> bool:

@@ -132,7 +132,6 @@ class Raft(FollowerSide, Election, Replication):
         if not self.promotable():
             self.leader_id = NONE
             return
-        self.stalled_voter_seen = False
         self.hup()
 
     def campaign(self) -> None:

@@ -1,0 +1,148 @@
+"""``nexus-node``: run one member of a replicated KV cluster.
+
+::
+
+    nexus-node --id 1 --listen 127.0.0.1:7001 \\
+        --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\
+        --data-dir /var/lib/nexus/1
+
+The node serves Raft peer traffic and the client KV API (``nexusctl``,
+:class:`~nexus_raft.consensus.client.Client`) on its one ``--listen`` address.
+A member listed with ``--witness ID`` runs without a state machine (votes and
+metadata only); ``--join`` starts a member that is being added to a running
+cluster (it waits for the leader instead of bootstrapping). SIGTERM and SIGINT
+shut the node down cleanly (pending proposals fail, the store is closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+
+__all__ = ["app", "main", "serve"]
+
+_log = logging.getLogger("nexus_raft.cli.node")
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Run one member of a nexus_raft replicated KV cluster.",
+)
+
+
+@app.command()
+def run(
+    node_id: Annotated[int, typer.Option("--id", help="This member's id (a key of --peers).")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT to serve peers and clients on.")],
+    peers: Annotated[
+        str,
+        typer.Option(help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,..."),
+    ],
+    data_dir: Annotated[Path, typer.Option(help="Directory for this member's store.")],
+    witness: Annotated[
+        list[int] | None, typer.Option(help="Mark a member of --peers as a witness (repeatable).")
+    ] = None,
+    cluster_id: Annotated[
+        str | None, typer.Option(help="Cluster id (default: derived from --peers).")
+    ] = None,
+    join: Annotated[
+        bool, typer.Option("--join", help="Join a running cluster instead of bootstrapping.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    tick_ms: Annotated[float, typer.Option(help="Raft tick interval in milliseconds.")] = 20.0,
+    election_ticks: Annotated[
+        int, typer.Option(help="Election timeout in ticks (randomised up to 2x).")
+    ] = 10,
+    heartbeat_ticks: Annotated[int, typer.Option(help="Heartbeat interval in ticks.")] = 2,
+    snapshot_every: Annotated[
+        int, typer.Option(help="Take a snapshot and compact every N applied entries.")
+    ] = 10_000,
+    keep_entries: Annotated[
+        int, typer.Option(help="Log entries kept behind a snapshot for slow followers.")
+    ] = 5_000,
+) -> None:
+    """Start the member and serve until SIGTERM/SIGINT."""
+    from nexus_raft.consensus.config import NodeConfig
+    from nexus_raft.errors import ConfigError
+
+    peer_map = parse_peers(peers)
+    parse_endpoints(listen)
+    if node_id <= 0:
+        raise typer.BadParameter("--id must be a positive integer")
+    if tick_ms <= 0:
+        raise typer.BadParameter("--tick-ms must be positive")
+    try:
+        config = NodeConfig(
+            id=node_id,
+            listen=listen,
+            peers=peer_map,
+            data_dir=data_dir,
+            witnesses=frozenset(witness or ()),
+            cluster_id=cluster_id,
+            tick_interval=tick_ms / 1000.0,
+            election_ticks=election_ticks,
+            heartbeat_ticks=heartbeat_ticks,
+            snapshot_every=snapshot_every,
+            keep_entries=keep_entries,
+            join=join,
+        )
+    except (ConfigError, TypeError, ValueError) as exc:
+        fail(str(exc))
+    setup_logging(log_level)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
+    asyncio.run(serve(config))
+
+
+async def serve(config: object) -> None:
+    """Run a node for ``config`` (a ``NodeConfig``) until SIGTERM/SIGINT, then shut it down."""
+    from nexus_raft.consensus.config import NodeConfig
+    from nexus_raft.consensus.kv_state_machine import KVStateMachine
+    from nexus_raft.consensus.node import RaftNode
+    from nexus_raft.consensus.service import KVService
+
+    assert isinstance(config, NodeConfig)
+    state_machine = None if config.is_witness else KVStateMachine()
+    node = RaftNode(config, state_machine)
+    # Registered explicitly (also on a witness) so clients always find the KV
+    # API on the listen port: a witness answers NOT_LEADER with the leader.
+    node.add_servicer(KVService(node, cluster_id=config.effective_cluster_id).register)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    _log.info(
+        "member %d serving on %s (cluster %s%s)",
+        config.id,
+        config.listen,
+        config.effective_cluster_id,
+        ", witness" if config.is_witness else "",
+    )
+    try:
+        await stop.wait()
+        _log.info("member %d shutting down", config.id)
+    finally:
+        await node.shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    _log.info("member %d stopped", config.id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``nexus-node``)."""
+    return run_app(app, "nexus-node", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""``nexus-witness``: run the vote-only member of a 2+1 cluster.
+
+::
+
+    nexus-witness --id 3 --listen 127.0.0.1:7003 \\
+        --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\
+        --data-dir /var/lib/nexus/witness
+
+The full members are started with the same ``--peers`` and ``--witness 3``.
+The witness serves peer traffic and a data-less KV API (status; every read
+or write is redirected to the leader) on its one ``--listen`` address.
+
+Output: human status lines on stdout (``--json``: one JSON object per line
+with an ``event`` field: ``started``, ``change`` when role, term or leader
+change, ``status`` every ``--status-interval`` seconds, ``stopped``); logs
+go to stderr at ``--log-level``. SIGTERM and SIGINT shut down cleanly. Bad
+arguments exit with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+
+__all__ = ["app", "main", "serve"]
+
+_log = logging.getLogger("nexus_raft.cli.witness")
+
+# How often the witness's role/term/leader are checked for a "change" line
+# (the check is cheap: the core's status, no disk walk).
+_POLL_SECONDS = 0.05
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Run the witness (vote-only member) of a nexus_raft cluster.",
+)
+
+
+@app.command()
+def run(
+    node_id: Annotated[int, typer.Option("--id", help="This witness's id (a key of --peers).")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT to serve peers and clients on.")],
+    peers: Annotated[
+        str, typer.Option(help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,...")
+    ],
+    data_dir: Annotated[Path, typer.Option(help="Directory for the witness's metadata log.")],
+    witness: Annotated[
+        list[int] | None,
+        typer.Option(help="Another member of --peers that is a witness too (repeatable)."),
+    ] = None,
+    cluster_id: Annotated[
+        str | None, typer.Option(help="Cluster id (default: derived from --peers).")
+    ] = None,
+    join: Annotated[
+        bool,
+        typer.Option("--join", help="Being added at run time (nexusctl add-member --witness)."),
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print status lines as JSON objects.")
+    ] = False,
+    status_interval: Annotated[
+        float, typer.Option(help="Seconds between periodic status lines (0: changes only).")
+    ] = 10.0,
+    tick_ms: Annotated[float, typer.Option(help="Raft tick interval in milliseconds.")] = 20.0,
+    election_ticks: Annotated[
+        int, typer.Option(help="Election timeout in ticks (randomised up to 2x).")
+    ] = 10,
+    heartbeat_ticks: Annotated[int, typer.Option(help="Heartbeat interval in ticks.")] = 2,
+) -> None:
+    """Start the witness and serve until SIGTERM/SIGINT."""
+    from nexus_raft.errors import ConfigError
+    from nexus_raft.witness.config import witness_config
+
+    peer_map = parse_peers(peers)
+    try:
+        parse_endpoints(listen)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(f"--listen: {exc.message}") from None
+    if node_id <= 0:
+        raise typer.BadParameter("--id must be a positive integer")
+    if tick_ms <= 0:
+        raise typer.BadParameter("--tick-ms must be positive")
+    if status_interval < 0:
+        raise typer.BadParameter("--status-interval must be >= 0")
+    if join and cluster_id is None:
+        raise typer.BadParameter("--join needs --cluster-id (the running cluster's id)")
+    try:
+        config = witness_config(
+            id=node_id,
+            listen=listen,
+            peers=peer_map,
+            data_dir=data_dir,
+            witnesses=witness or (),
+            cluster_id=cluster_id,
+            tick_interval=tick_ms / 1000.0,
+            election_ticks=election_ticks,
+            heartbeat_ticks=heartbeat_ticks,
+            join=join,
+        )
+    except (ConfigError, TypeError, ValueError) as exc:
+        fail(str(exc))
+    setup_logging(log_level)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
+    asyncio.run(serve(config, json_output=json_output, status_interval=status_interval))
+
+
+class _Printer:
+    """Status lines on stdout: human text or one JSON object per line."""
+
+    def __init__(self, as_json: bool) -> None:
+        self._json = as_json
+
+    def emit(self, event: str, status: Any | None, text: str = "") -> None:
+        if self._json:
+            record: dict[str, Any] = {"event": event}
+            if status is not None:
+                record.update(status.to_dict())
+            if text:
+                record["message"] = text
+            line = json.dumps(record, sort_keys=True)
+        elif status is not None:
+            line = f"[{event}] {status.describe()}"
+        else:
+            line = f"[{event}] {text}"
+        print(line, flush=True)
+
+
+async def serve(
+    config: object, *, json_output: bool = False, status_interval: float = 10.0
+) -> None:
+    """Run a witness for ``config`` until SIGTERM/SIGINT, printing status lines."""
+    from nexus_raft.consensus.config import NodeConfig
+    from nexus_raft.witness.node import WitnessNode
+
+    assert isinstance(config, NodeConfig)
+    out = _Printer(json_output)
+    witness = WitnessNode(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await witness.start()
+        status = witness.status()
+        out.emit("started", status)
+        seen = (status.role, status.term, status.leader_id)
+        last_line = loop.time()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), _POLL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            if stop.is_set():
+                break
+            view = witness.node.status()
+            now = loop.time()
+            key = (str(view.role), view.term, view.leader_id or None)
+            if key != seen:
+                seen = key
+                last_line = now
+                out.emit("change", witness.status())
+            elif status_interval > 0 and now - last_line >= status_interval:
+                last_line = now
+                out.emit("status", witness.status())
+        _log.info("witness %d shutting down", config.id)
+    finally:
+        await witness.shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    out.emit("stopped", None, f"witness {config.id} stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``nexus-witness``)."""
+    return run_app(app, "nexus-witness", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

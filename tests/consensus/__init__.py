@@ -1,0 +1,1 @@
+"""Tests of nexus_raft.consensus."""
