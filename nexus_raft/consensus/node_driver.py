@@ -365,6 +365,12 @@ class Driver:
     async def compact(self, index: int) -> int:
         """Record a snapshot at ``index`` and drop the log up to it (run as an op)."""
         log = self.log
+        if self.witness:
+            # A witness may hold the only second copy of payloads above its
+            # payload floor (a full voter is down): compacting them away would
+            # leave committed entries on one member. Entries at or below the
+            # floor are held by every full voter, so those may go.
+            index = min(index, log.payload_floor)
         if index <= log.snapshot().index:
             return log.snapshot().index
         loop = asyncio.get_running_loop()
