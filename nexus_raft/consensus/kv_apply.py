@@ -17,7 +17,14 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from nexus_raft.consensus.kv_commands import KVCommand, KVOp, KVResult, ResultCode, validate_key
+from nexus_raft.consensus.kv_commands import (
+    KVOp,
+    ParsedCommand,
+    ResultCode,
+    encode_result,
+    parse_command,
+    validate_key,
+)
 from nexus_raft.consensus.sessions import Verdict, encode_session, session_key
 from nexus_raft.consensus.watch_hub import WatchEvent
 from nexus_raft.errors import CorruptionError, InvalidCommand
@@ -37,7 +44,9 @@ __all__ = [
 ]
 
 _U64 = struct.Struct(">Q")
+_U64_PACK = _U64.pack
 _EVENT = struct.Struct(">BI")
+_EVENT_PACK = _EVENT.pack
 
 
 def encode_u64(value: int) -> bytes:
@@ -106,24 +115,17 @@ class ApplyPass:
         self.overlay: dict[bytes, tuple[bytes | None, int]] = {}
         self.session_puts: dict[int, bytes] = {}
 
-    def _read(self, key: bytes) -> tuple[bytes | None, int]:
-        hit = self.overlay.get(key)
-        if hit is not None:
-            return hit
-        raw = self.sm._data.get(key)
-        if raw is None:
-            return None, 0
-        return decode_record(raw)
-
     def _write(self, index: int, key: bytes, value: bytes | None) -> None:
         sm = self.sm
+        batch = self.batch
         if value is None:
-            self.batch.remove(key, tree=sm._data)
+            batch.remove(key)  # the batch is applied to kv.data: no tree= needed
+            event = _EVENT_PACK(0, len(key)) + key
         else:
-            self.batch.insert(key, encode_record(value, index), tree=sm._data)
-        event = encode_event(key, value)
-        self.batch.insert(encode_u64(index), event, tree=sm._events)
-        self.event_bytes += event_size(event)
+            batch.insert(key, _U64_PACK(index) + value)
+            event = _EVENT_PACK(1, len(key)) + key + value
+        batch.insert(_U64_PACK(index), event, tree=sm._events)
+        self.event_bytes += len(event) + 8  # == event_size(event)
         self.overlay[key] = (value, index)
         self.events.append(WatchEvent(index, key, value))
         self.revision = index
@@ -133,67 +135,73 @@ class ApplyPass:
         if not raw:
             return b""  # an empty payload is a no-op (the node normally skips these)
         try:
-            cmd = KVCommand.decode(raw)
+            cmd = parse_command(raw)
         except InvalidCommand as exc:
-            return KVResult.failure(ResultCode.INVALID, self.revision, str(exc)).encode()
-        sm = self.sm
-        sessions = sm._sessions
-        if cmd.timestamp_ms:
-            for client_id in sessions.expire(cmd.timestamp_ms):
-                self._drop_session(client_id)
-        if cmd.client_id:
-            if cmd.seq == 0:
-                return KVResult.failure(
-                    ResultCode.INVALID, self.revision, "seq must be >= 1 with a client id"
-                ).encode()
-            verdict, stored = sessions.check(cmd.client_id, cmd.seq)
+            return encode_result(ResultCode.INVALID, self.revision, None, str(exc))
+        client_id, seq, ts = cmd[5], cmd[6], cmd[7]
+        if not client_id and not ts:
+            return self._execute(index, cmd)  # no session: the hot path of plain writes
+        sessions = self.sm._sessions
+        if ts:
+            for expired in sessions.expire(ts):
+                self._drop_session(expired)
+        if client_id:
+            if seq == 0:
+                return encode_result(
+                    ResultCode.INVALID, self.revision, None, "seq must be >= 1 with a client id"
+                )
+            verdict, stored = sessions.check(client_id, seq)
             if verdict is Verdict.DUPLICATE:
                 return stored
             if verdict is Verdict.STALE:
-                last = sessions.get(cmd.client_id)
-                return KVResult.failure(
+                last = sessions.get(client_id)
+                return encode_result(
                     ResultCode.STALE,
                     self.revision,
-                    f"seq {cmd.seq} is older than the session's last ({last.seq if last else 0})",
-                ).encode()
-        result = self._execute(index, cmd).encode()
-        if cmd.client_id:
-            session, evicted = sessions.record(
-                cmd.client_id, cmd.seq, result, index, cmd.timestamp_ms
-            )
-            self.session_puts[cmd.client_id] = encode_session(session)
-            for client_id in evicted:
-                self._drop_session(client_id)
+                    None,
+                    f"seq {seq} is older than the session's last ({last.seq if last else 0})",
+                )
+        result = self._execute(index, cmd)
+        if client_id:
+            session, evicted = sessions.record(client_id, seq, result, index, ts)
+            self.session_puts[client_id] = encode_session(session)
+            for victim in evicted:
+                self._drop_session(victim)
         return result
 
     def _drop_session(self, client_id: int) -> None:
         self.session_puts.pop(client_id, None)
         self.batch.remove(session_key(client_id), tree=self.sm._sessions_tree)
 
-    def _execute(self, index: int, cmd: KVCommand) -> KVResult:
+    def _execute(self, index: int, cmd: ParsedCommand) -> bytes:
         sm = self.sm
-        reason = validate_key(cmd.key, sm.max_key_bytes)
+        op, key, new, expected, expect_absent = cmd[0], cmd[1], cmd[2], cmd[3], cmd[4]
+        reason = validate_key(key, sm.max_key_bytes)
         if reason is not None:
-            return KVResult.failure(ResultCode.INVALID, self.revision, reason)
-        for what, blob in (("value", cmd.value), ("expected value", cmd.expected)):
-            if blob is not None and len(blob) > sm.max_value_bytes:
-                return KVResult.failure(
+            return encode_result(ResultCode.INVALID, self.revision, None, reason)
+        limit = sm.max_value_bytes
+        for what, blob in (("value", new), ("expected value", expected)):
+            if blob is not None and len(blob) > limit:
+                return encode_result(
                     ResultCode.TOO_LARGE,
                     self.revision,
-                    f"{what} is {len(blob)} bytes, the limit is {sm.max_value_bytes}",
+                    None,
+                    f"{what} is {len(blob)} bytes, the limit is {limit}",
                 )
-        prev, _ = self._read(cmd.key)
-        if cmd.op is KVOp.CAS:
-            matches = prev is None if cmd.expect_absent else prev == cmd.expected
+        hit = self.overlay.get(key)
+        if hit is not None:
+            prev = hit[0]
+        else:
+            stored = sm._data.get(key)
+            prev = None if stored is None else decode_record(stored)[0]
+        if op is KVOp.CAS:
+            matches = prev is None if expect_absent else prev == expected
             if not matches:
-                return KVResult(False, self.revision, prev, "", ResultCode.CAS_FAILED)
-        elif cmd.op is KVOp.DELETE:
-            assert cmd.value is None
-        new = cmd.value
+                return encode_result(ResultCode.CAS_FAILED, self.revision, prev)
         if new is None and prev is None:
-            return KVResult(True, self.revision, None)  # deleting nothing changes nothing
-        self._write(index, cmd.key, new)
-        return KVResult(True, index, prev)
+            return encode_result(ResultCode.OK, self.revision)  # deleting nothing changes nothing
+        self._write(index, key, new)
+        return encode_result(ResultCode.OK, index, prev)
 
     def finish(self, applied: int) -> None:
         """Add the session upserts and the applied index / revision to the batch."""

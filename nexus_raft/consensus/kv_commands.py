@@ -31,7 +31,10 @@ __all__ = [
     "KVOp",
     "KVResult",
     "ResultCode",
+    "ParsedCommand",
     "as_key",
+    "encode_result",
+    "parse_command",
     "validate_key",
 ]
 
@@ -46,8 +49,13 @@ _F_VALUE = 1
 _F_EXPECTED = 2
 _F_EXPECT_ABSENT = 4
 
+_CMD_SIZE = _CMD.size
+_CMD_UNPACK = _CMD.unpack_from
+_F_ALL = _F_VALUE | _F_EXPECTED | _F_EXPECT_ABSENT
+
 _RES_MAGIC = 0xD1
 _RES = struct.Struct(">BBBQII")
+_RES_PACK = _RES.pack
 _F_PREV = 1
 
 
@@ -246,47 +254,86 @@ class KVCommand:
         """Parse :meth:`encode` output; :class:`InvalidCommand` for anything else."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        if len(data) < _CMD.size:
-            raise InvalidCommand(f"command is {len(data)} bytes, shorter than its header")
-        magic, op, flags, client_id, seq, ts, klen, vlen, elen = _CMD.unpack_from(data)
-        if magic != _CMD_MAGIC:
-            raise InvalidCommand(f"bad command magic {magic:#x}")
-        if klen + vlen + elen != len(data) - _CMD.size:
-            raise InvalidCommand("command lengths do not match its size")
-        if flags & ~(_F_VALUE | _F_EXPECTED | _F_EXPECT_ABSENT):
-            raise InvalidCommand(f"unknown command flags {flags:#x}")
-        kv_op = _OPS.get(op)
-        if kv_op is None:
-            raise InvalidCommand(f"unknown command op {op}")
-        has_value = flags & _F_VALUE
-        has_expected = flags & _F_EXPECTED
-        absent = bool(flags & _F_EXPECT_ABSENT)
-        if (not has_value and vlen) or (not has_expected and elen):
-            raise InvalidCommand("value/expected bytes without their flag")
-        # The same rules as __post_init__, checked here so decoding (the apply
-        # hot path) can skip the constructor's type checks: every field
-        # below is already of the right type by construction.
-        if kv_op is KVOp.PUT and not has_value:
-            raise InvalidCommand("a PUT needs a value")
-        if kv_op is KVOp.DELETE and has_value:
-            raise InvalidCommand("a DELETE takes no value")
-        if kv_op is not KVOp.CAS and (has_expected or absent):
-            raise InvalidCommand("expected/expect_absent only apply to CAS")
-        if absent and has_expected:
-            raise InvalidCommand("expect_absent and expected are exclusive")
-        pos = _CMD.size + klen
-        raw = bytes(data)
+        op, key, value, expected, absent, client_id, seq, ts = parse_command(bytes(data))
+        # parse_command checked the same rules as __post_init__, so the
+        # constructor's type checks are skipped: every field is already of
+        # the right type by construction.
         cmd = object.__new__(cls)
         setattr_ = object.__setattr__
-        setattr_(cmd, "op", kv_op)
-        setattr_(cmd, "key", raw[_CMD.size : pos])
-        setattr_(cmd, "value", raw[pos : pos + vlen] if has_value else None)
-        setattr_(cmd, "expected", raw[pos + vlen :] if has_expected else None)
+        setattr_(cmd, "op", op)
+        setattr_(cmd, "key", key)
+        setattr_(cmd, "value", value)
+        setattr_(cmd, "expected", expected)
         setattr_(cmd, "expect_absent", absent)
         setattr_(cmd, "client_id", client_id)
         setattr_(cmd, "seq", seq)
         setattr_(cmd, "timestamp_ms", ts)
         return cmd
+
+
+ParsedCommand = tuple[KVOp, bytes, "bytes | None", "bytes | None", bool, int, int, int]
+"""(op, key, value, expected, expect_absent, client_id, seq, timestamp_ms)."""
+
+
+def parse_command(raw: bytes) -> ParsedCommand:
+    """The fields of an encoded command, validated like :meth:`KVCommand.decode`.
+
+    The apply hot path uses this directly: a tuple costs far less to build
+    than a frozen dataclass. :class:`InvalidCommand` for anything malformed.
+    """
+    size = len(raw)
+    if size < _CMD_SIZE:
+        raise InvalidCommand(f"command is {size} bytes, shorter than its header")
+    magic, op, flags, client_id, seq, ts, klen, vlen, elen = _CMD_UNPACK(raw)
+    if magic != _CMD_MAGIC:
+        raise InvalidCommand(f"bad command magic {magic:#x}")
+    if klen + vlen + elen != size - _CMD_SIZE:
+        raise InvalidCommand("command lengths do not match its size")
+    if flags & ~_F_ALL:
+        raise InvalidCommand(f"unknown command flags {flags:#x}")
+    kv_op = _OPS.get(op)
+    if kv_op is None:
+        raise InvalidCommand(f"unknown command op {op}")
+    pos = _CMD_SIZE + klen
+    if flags == _F_VALUE and not elen and kv_op is KVOp.PUT:  # the common case: a plain PUT
+        return kv_op, raw[_CMD_SIZE:pos], raw[pos:], None, False, client_id, seq, ts
+    has_value = flags & _F_VALUE
+    has_expected = flags & _F_EXPECTED
+    absent = bool(flags & _F_EXPECT_ABSENT)
+    if (not has_value and vlen) or (not has_expected and elen):
+        raise InvalidCommand("value/expected bytes without their flag")
+    if kv_op is KVOp.PUT and not has_value:
+        raise InvalidCommand("a PUT needs a value")
+    if kv_op is KVOp.DELETE and has_value:
+        raise InvalidCommand("a DELETE takes no value")
+    if kv_op is not KVOp.CAS and (has_expected or absent):
+        raise InvalidCommand("expected/expect_absent only apply to CAS")
+    if absent and has_expected:
+        raise InvalidCommand("expect_absent and expected are exclusive")
+    return (
+        kv_op,
+        raw[_CMD_SIZE:pos],
+        raw[pos : pos + vlen] if has_value else None,
+        raw[pos + vlen :] if has_expected else None,
+        absent,
+        client_id,
+        seq,
+        ts,
+    )
+
+
+def encode_result(
+    code: ResultCode, revision: int, prev: bytes | None = None, error: str = ""
+) -> bytes:
+    """The binary form of a :class:`KVResult` without building one (the apply hot path)."""
+    if error:
+        err = error.encode("utf-8")
+        if prev is None:
+            return _RES_PACK(_RES_MAGIC, code, 0, revision, 0, len(err)) + err
+        return _RES_PACK(_RES_MAGIC, code, _F_PREV, revision, len(prev), len(err)) + prev + err
+    if prev is None:
+        return _RES_PACK(_RES_MAGIC, code, 0, revision, 0, 0)
+    return _RES_PACK(_RES_MAGIC, code, _F_PREV, revision, len(prev), 0) + prev
 
 
 _OPS = {int(op): op for op in KVOp}
@@ -311,11 +358,7 @@ class KVResult:
 
     def encode(self) -> bytes:
         """The compact binary form (see the module docstring)."""
-        err = self.error.encode("utf-8")
-        prev = self.prev_value if self.prev_value is not None else b""
-        flags = _F_PREV if self.prev_value is not None else 0
-        head = _RES.pack(_RES_MAGIC, int(self.code), flags, self.revision, len(prev), len(err))
-        return b"".join((head, prev, err))
+        return encode_result(self.code, self.revision, self.prev_value, self.error)
 
     @classmethod
     def decode(cls, data: bytes) -> KVResult:

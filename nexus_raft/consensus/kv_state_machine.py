@@ -187,14 +187,20 @@ class KVStateMachine:
             results: list[bytes] = []
             work = ApplyPass(self)
             applied = self._applied
+            apply = work.apply
             for item in items:
-                index, command = _check_item(item)
+                if type(item) is tuple and len(item) == 2:
+                    index, command = item
+                    if type(index) is not int or type(command) is not bytes:
+                        index, command = _check_item(item)
+                else:
+                    index, command = _check_item(item)
                 if index <= self._applied:
                     results.append(self._replayed(command, work.revision))
                     continue
                 if index <= applied:
                     raise RaftUsageError(f"apply indexes must increase: {index} after {applied}")
-                results.append(work.apply(index, command))
+                results.append(apply(index, command))
                 applied = index
             if applied == self._applied:
                 return results
@@ -220,9 +226,10 @@ class KVStateMachine:
         ).encode()
 
     def _commit(self, work: ApplyPass, applied: int) -> None:
-        store = self._require_store()
+        self._require_store()
         try:
-            store.apply_batch(work.batch)
+            # Operations without tree= in an ApplyPass batch are kv.data writes.
+            self._data.apply_batch(work.batch)
         except BaseException:
             # Memory (sessions) ran ahead of the failed write: re-read the store.
             self._load()

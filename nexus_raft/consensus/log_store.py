@@ -77,6 +77,7 @@ class LogStore:
         "_cache_max",
         "_conf",
         "_floor",
+        "_floor_saved",
         "_hard",
         "_last",
         "_lock",
@@ -114,6 +115,8 @@ class LogStore:
         self._snap = SnapshotMeta()
         self._hard = HardState()
         self._floor = 0
+        # The floor as persisted; may trail _floor (see drop_payloads).
+        self._floor_saved = 0
         self._last = 0
         self._load(conf_state)
 
@@ -133,6 +136,7 @@ class LogStore:
         self._hard = decode_hard_state(raw) if raw is not None else HardState()
         raw = self._meta.get(FLOOR_KEY)
         self._floor = decode_u64(raw) if raw is not None else 0
+        self._floor_saved = self._floor
         snap_index = self._snap.index
         tail = self._log.last()
         self._last = max(snap_index, decode_index(tail[0])) if tail is not None else snap_index
@@ -297,9 +301,11 @@ class LogStore:
                 plan.batch.insert(HARD_KEY, encode_hard_state(hard_state), tree=self._meta)
             if not len(plan.batch):
                 return
+            self._add_unsaved_floor(plan)
             _write_synced(self._store, plan.batch)
             if hard_state is not None:
                 self._hard = hard_state
+            self._floor_saved = plan.floor
             plan.commit()
 
     def append(self, entries: Sequence[Entry]) -> None:
@@ -359,9 +365,11 @@ class LogStore:
             old_first = self._snap.index + 1
             plan = LogPlan(self)
             plan.set_snapshot(new)
+            self._add_unsaved_floor(plan)
             # Metadata first, in a synced batch: from here on open() treats any
             # key <= index as garbage, so the range delete may be split.
             _write_synced(self._store, plan.batch)
+            self._floor_saved = plan.floor
             plan.commit()
             self._purge(old_first, index)
             return new
@@ -375,6 +383,14 @@ class LogStore:
 
         Incremental: only entries above the previous payload floor are
         rewritten, in bounded batches, each advancing the persisted floor.
+
+        Lazy when there is nothing to rewrite (the healthy witness's case:
+        every entry arrived metadata-only): the floor moves in memory only
+        and is persisted with the next :meth:`save` or snapshot batch, so a
+        witness pays one write-ahead-log record per ``Ready``, not two. A
+        persisted floor that trails the real one is safe: it only claims
+        "may hold payloads above here", and the entries between are
+        metadata-only on disk already.
         """
         _check_int(upto, "upto")
         with self._lock:
@@ -389,8 +405,10 @@ class LogStore:
                         slim = entry.metadata_only()
                         batch.insert(encode_index(entry.index), encode_entry(slim), tree=self._log)
                         rewritten.append(slim)
-                batch.insert(FLOOR_KEY, encode_u64(stop), tree=self._meta)
-                self._store.apply_batch(batch)
+                if rewritten:
+                    batch.insert(FLOOR_KEY, encode_u64(stop), tree=self._meta)
+                    self._store.apply_batch(batch)
+                    self._floor_saved = stop
                 for slim in rewritten:
                     if slim.index in self._cache:
                         self._cache[slim.index] = slim
@@ -398,6 +416,11 @@ class LogStore:
                 start = stop + 1
 
     # --- internals -------------------------------------------------------------------------
+
+    def _add_unsaved_floor(self, plan: LogPlan) -> None:
+        """Put a floor moved lazily by drop_payloads into ``plan``'s batch (lock held)."""
+        if plan.floor != self._floor_saved:
+            plan.batch.insert(FLOOR_KEY, encode_u64(plan.floor), tree=self._meta)
 
     def _read(self, index: int) -> Entry | None:
         raw = self._log.get(encode_index(index))

@@ -83,6 +83,11 @@ _ROLES = {
 T = TypeVar("T")
 
 
+def _expire(fut: asyncio.Future[Any], what: str, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(Timeout(f"{what} did not complete within {timeout}s"))
+
+
 class RaftNode:
     """A Raft member: ``start()``, ``propose()``, ``read_index()``, ``status()``, ``shutdown()``.
 
@@ -213,6 +218,7 @@ class RaftNode:
             ),
             self._deliver,
             self._unreachable,
+            cluster_id=self.cluster_id,
         )
         self._applier = Applier(
             self._sm,
@@ -381,10 +387,14 @@ class RaftNode:
     # --- the public API -------------------------------------------------------------------
 
     async def _wait(self, fut: asyncio.Future[T], timeout: float, what: str) -> T:
+        # A timer that fails the future, not asyncio.wait_for: wait_for costs
+        # an extra future, callbacks and a task switch per call, and this is
+        # on the path of every proposal.
+        handle = asyncio.get_running_loop().call_later(timeout, _expire, fut, what, timeout)
         try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise Timeout(f"{what} did not complete within {timeout}s") from None
+            return await fut
+        finally:
+            handle.cancel()
 
     def _not_leader(self, leader_id: int | None = None) -> NotLeader:
         lid = leader_id if leader_id else self.leader_id
@@ -420,6 +430,8 @@ class RaftNode:
             out = make(d.raft)
             if isinstance(out, Accepted):
                 self._proposals.add(out.index, out.term, fut)
+            elif fut.done():
+                return  # timed out or cancelled meanwhile
             elif isinstance(out, Rejected):
                 fut.set_exception(self._rejection(out))
             else:  # pragma: no cover - the core returns an Outcome

@@ -35,7 +35,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from nexus_raft.consensus import wire
 from nexus_raft.consensus.core.messages import (
     NONE,
     AppendRequest,
@@ -77,6 +76,16 @@ __all__ = ["Driver"]
 _log = logging.getLogger(__name__)
 
 _RESPONSES = (VoteResponse, AppendResponse, HeartbeatResponse, ReadIndexResponse)
+
+# Readies with at most this many entries (and no snapshot) are saved on the
+# event loop thread; bigger ones in the executor, so that the loop keeps
+# serving (applying, reading responses, taking proposals) during the fsync.
+_INLINE_SAVE_ENTRIES = 16
+
+
+def _no_answer(fut: asyncio.Future[Message], timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(Unavailable(f"no answer from the core within {timeout}s"))
 
 Op = Callable[[], "Awaitable[Any] | None"]
 
@@ -218,10 +227,13 @@ class Driver:
             self.step(m)
 
         self.submit(op)
+        # A timer instead of asyncio.wait_for: this runs for every append a
+        # follower receives, and wait_for costs an extra future and task switch.
+        handle = asyncio.get_running_loop().call_later(timeout, _no_answer, fut, timeout)
         try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise Unavailable(f"no answer from the core within {timeout}s") from None
+            return await fut
+        finally:
+            handle.cancel()
 
     def step(self, m: Message) -> None:
         """Step ``m`` now (on the driver task); a refused message is logged."""
@@ -295,7 +307,15 @@ class Driver:
             messages = tuple(later)
         if rd.entries or snap is not None or vote_changed:
             save_hs = self._latest if self._latest != persisted else None
-            await loop.run_in_executor(self.executor, self.log.save, save_hs, rd.entries, snap)
+            if snap is None and len(rd.entries) <= _INLINE_SAVE_ENTRIES:
+                # A small save runs on the loop thread: the fsync releases
+                # the GIL (gRPC's threads keep receiving) and a round trip
+                # through a worker thread costs about as much CPU as the
+                # save itself, plus a scheduling delay on a busy machine.
+                # Whatever arrives meanwhile is coalesced into the next Ready.
+                self.log.save(save_hs, rd.entries, snap)
+            else:
+                await loop.run_in_executor(self.executor, self.log.save, save_hs, rd.entries, snap)
             self._persisted = self._latest
             self.saves += 1
         if rd.payload_floor is not None:
@@ -396,7 +416,7 @@ class Driver:
                 fut.set_result(m)
             return
         if isinstance(m, (AppendRequest, Heartbeat)):
-            self.peers.stream(m.to, wire.append_to_pb(m, self.cluster_id))
+            self.peers.stream(m.to, m)
         elif isinstance(m, VoteRequest):
             self.peers.spawn(send_vote(self, m), f"vote-{self.id}->{m.to}")
         elif isinstance(m, SnapshotRequest):

@@ -70,14 +70,15 @@ def test_apply_batch_is_one_write_and_sees_its_own_writes(
 ) -> None:
     sm = KVStateMachine(store)
     calls = 0
-    real = Store.apply_batch
+    real = Store._apply_batch
 
-    def counting(self: Store, batch: object) -> None:
+    def counting(self: Store, batch: object, target: object) -> None:
+        # Every Store/Tree.apply_batch goes through here: one call = one LevelDB write.
         nonlocal calls
         calls += 1
-        real(self, batch)  # type: ignore[arg-type]
+        real(self, batch, target)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Store, "apply_batch", counting)
+    monkeypatch.setattr(Store, "_apply_batch", counting)
     items = [(i, put(f"k/{i % 100}", b"v%d" % i)) for i in range(1, 1001)]
     items.append((1001, KVCommand.cas("k/0", b"v1000", b"final").encode()))
     results = [res(r) for r in sm.apply_batch(items)]
