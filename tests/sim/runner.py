@@ -1,0 +1,253 @@
+"""One seeded run: the fault phase (or a scripted scenario), the heal, the liveness check.
+
+``run_seed(seed)`` is deterministic: the seed alone fixes the cluster shape,
+every fault and every random choice of the cores, so a failing seed replays
+exactly with ``python -m tests.sim --seed S --trace``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nexus_raft.consensus.core.messages import Accepted
+from tests.sim.checker import Violation
+from tests.sim.cluster import Cluster
+from tests.sim.node import SimNode
+from tests.sim.ops import Ops
+from tests.sim.params import SCENARIO_WITNESS_STALL, SimParams, draw
+from tests.sim.trace import Trace
+
+
+@dataclass(slots=True)
+class SeedResult:
+    """How one seed ended."""
+
+    seed: int
+    params: SimParams
+    violation: Violation | None
+    ticks: int
+    commit: int
+    messages: int
+    trace: Trace
+    stats: Counter[str] = field(default_factory=Counter)
+
+
+HANG_SECONDS = 60.0  # wall-clock budget of one seed; more means the core (or we) loop forever
+
+
+class _Hang(Exception):
+    """The seed ran past HANG_SECONDS."""
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise _Hang
+
+
+def run_seed(
+    seed: int, trace: Trace | None = None, *, hang_seconds: float = HANG_SECONDS
+) -> SeedResult:
+    """Run ``seed`` to the end or to its first violation.
+
+    A seed still running after ``hang_seconds`` (POSIX, main thread only) is
+    stopped and reported as a "hang" violation with its trace.
+    """
+    watchdog = (
+        hang_seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if watchdog:
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, hang_seconds)
+    try:
+        return _run_seed(seed, trace, hang_seconds)
+    finally:
+        if watchdog:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+def _run_seed(seed: int, trace: Trace | None, hang_seconds: float) -> SeedResult:
+    # The cores log expected oddities (stale snapshots, ...) as warnings: keep
+    # bulk runs quiet; a full trace shows them.
+    logging.getLogger("nexus_raft").setLevel(
+        logging.WARNING if trace is not None and trace.full else logging.ERROR
+    )
+    rng = random.Random(seed)
+    params = draw(seed, rng)
+    tr = trace if trace is not None else Trace()
+    tr.ev(0, "params", repr(params))
+    violation: Violation | None = None
+    c: Cluster | None = None
+    try:
+        c = Cluster(params, rng, tr)
+        ops = Ops(c)
+        if params.scenario == SCENARIO_WITNESS_STALL:
+            witness_stall(c, ops)
+        else:
+            for _ in range(params.fault_ticks):
+                ops.inject()
+                c.tick()
+        heal_and_check_liveness(c, ops)
+    except Violation as v:
+        violation = v
+    except _Hang:
+        where = traceback.format_exc(limit=-15)  # the innermost frames: where it spun
+        violation = Violation("hang", f"seed still running after {hang_seconds:.0f}s\n{where}")
+    except Exception as e:  # a crash of the core (or the harness) is a finding too
+        violation = Violation("exception", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+    if violation is not None:
+        tr.ev(c.now if c else 0, "VIOLATION", str(violation))
+    if c is not None:
+        c.stats["messages sent"] += c.net.sent
+        c.stats["messages dropped"] += c.net.dropped
+        c.stats["messages duplicated"] += c.net.duplicated
+    return SeedResult(
+        seed=seed,
+        params=params,
+        violation=violation,
+        ticks=c.now if c else 0,
+        commit=c.check.commit_index if c else 0,
+        messages=c.net.sent if c else 0,
+        trace=tr,
+        stats=c.stats if c else Counter(),
+    )
+
+
+def heal_and_check_liveness(c: Cluster, ops: Ops) -> None:
+    """Stop every fault; a full-member leader must then commit a new entry in time."""
+    c.net.heal()
+    c.net.set_faults(loss=0.0, dup=0.0, max_delay=min(c.net.max_delay, 1))
+    c.crash_unpersisted = 0.0
+    ops.restart_all()
+    c.trace.ev(c.now, "heal", "faults stop; liveness check starts")
+    leader = commit_marker(c, ops, c.p.liveness_ticks, "after the heal")
+    c.stats["liveness checked"] += 1
+    # Nothing acknowledged may be lost: the leader applied past every commit.
+    for key, index in c.key_latest.items():
+        got = leader.kv.written_at(key)
+        if got != index:
+            raise Violation(
+                "state machine safety",
+                f"leader n{leader.id} holds {key!r} from index {got}; newest committed is {index}",
+            )
+
+
+def commit_marker(c: Cluster, ops: Ops, bound: int, when: str) -> SimNode:
+    """Tick until a full-member leader has applied a fresh entry; returns that leader."""
+    deadline = c.now + bound
+    marker: tuple[int, int, int] | None = None  # (leader, index, term)
+    while c.now < deadline:
+        c.tick()
+        leader = c.leader()
+        if leader is None or leader.witness:
+            continue
+        if marker is not None and marker[0] == leader.id and leader.term == marker[2]:
+            got = c.check.applied.get(marker[1])
+            if leader.applied >= marker[1] and got is not None and got[0] == marker[2]:
+                c.trace.ev(c.now, "live", f"n{leader.id} committed {marker[1]} {when}")
+                return leader
+            continue
+        accepted = ops.propose(1, leader)
+        if accepted:
+            marker = (leader.id, accepted[0].index, accepted[0].term)
+    lead = c.leader()
+    raise Violation(
+        "liveness",
+        f"no full-member leader committed a new entry within {bound} ticks {when} "
+        f"(leader {lead!r}; nodes {list(c.nodes.values())})",
+    )
+
+
+def _until(c: Cluster, bound: int, cond: Callable[[], bool], what: str) -> None:
+    deadline = c.now + bound
+    while c.now < deadline:
+        c.tick()
+        if cond():
+            return
+    raise Violation("witness stall", f"{what}: not within {bound} ticks")
+
+
+def witness_stall(c: Cluster, ops: Ops) -> None:
+    """The 2 full + 1 witness stall case of issues 4 and 6, scripted.
+
+    1. A full member L leads; the other full member F is cut off while writes
+       commit with L's and the witness's payloads.
+    2. (Half the seeds) the witness crashes and restarts: it must keep its
+       term and vote.
+    3. L crashes; F comes back. F lacks committed entries, so only the
+       witness can win an election: it must lead, bring F up to date and hand
+       leadership over. Every acknowledged write must then be on F.
+    """
+    p = c.p
+    bound = p.liveness_ticks
+    # The script's own crashes are the faults; random ones resume afterwards.
+    c.crash_unpersisted = 0.0
+    full = sorted(n.id for n in c.nodes.values() if not n.witness)
+    wit = next(n for n in c.nodes.values() if n.witness)
+    leader = commit_marker(c, ops, bound, "at start")
+    lid = leader.id
+    fid = next(i for i in full if i != lid)
+    L, F = c.nodes[lid], c.nodes[fid]
+    c.net.isolate(fid, list(c.nodes))
+    c.trace.ev(c.now, "isolate", f"n{fid} (the lagging full member)")
+    acked: list[Accepted] = []
+    writes = c.rng.randint(3, 12)
+    deadline = c.now + bound
+    while len(acked) < writes and c.now < deadline:
+        if ops.leader_is(L):
+            acked.extend(ops.propose(c.rng.randint(1, 3), L))
+        c.tick()
+    target = max((a.index for a in acked), default=0)
+    _until(c, bound, lambda: not L.alive or L.applied >= target or not ops.leader_is(L),
+           "writes with the witness commit")
+    if not ops.leader_is(L) or L.applied < target:
+        # L lost leadership on its own (a lossy seed): the script no longer applies.
+        c.trace.ev(c.now, "scenario", "leader changed early; falling back to random faults")
+        c.stats["stall case skipped (leader lost early)"] += 1
+        c.crash_unpersisted = p.crash_unpersisted
+        return
+    committed = [a for a in acked if c.check.applied.get(a.index, (0,))[0] == a.term]
+    if c.rng.random() < 0.5:
+        c.crash(wit, "(witness restart)")
+        c.restart(wit)
+        c.stats["stall case: witness restarted"] += 1
+    crash_term = max(n.term for n in c.nodes.values())
+    crash_tick = c.now
+    c.crash(L, "(the leader)")
+    c.net.heal()
+    # The recovery is about the witness's rules, not about surviving a storm:
+    # keep some loss and reordering, but delays well inside an election timeout.
+    net = c.net
+    net.set_faults(loss=min(net.loss, 0.05), dup=net.dup, max_delay=min(net.max_delay, 1))
+    c.trace.ev(c.now, "heal", f"n{fid} returns; the witness must lead and hand over")
+    _until(
+        c,
+        bound,
+        lambda: F.alive and ops.leader_is(F) and F.applied >= target,
+        f"full member n{fid} leads and applied {target}",
+    )
+    if not any(term > crash_term and w == wit.id for term, w in c.witness_led):
+        raise Violation("witness stall", f"witness n{wit.id} never led after the crash")
+    for a in committed:
+        got = c.check.applied.get(a.index)
+        if got is None or got[0] != a.term or F.applied < a.index:
+            raise Violation("witness stall", f"acked write {a} missing on n{fid}")
+    c.stats["stall case: witness led and handed over"] += 1
+    net.set_faults(loss=p.loss, dup=p.dup, max_delay=p.max_delay)
+    if any(t > crash_tick and w == wit.id and to == fid for t, w, to in c.witness_handovers):
+        c.stats["stall case: handover by TimeoutNow"] += 1
+    c.restart(L)
+    c.crash_unpersisted = p.crash_unpersisted
+    # Use the remaining budget for random faults on the 2+1 cluster.
+    for _ in range(p.fault_ticks // 2):
+        ops.inject()
+        c.tick()
+
