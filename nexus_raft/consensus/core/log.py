@@ -124,7 +124,8 @@ class RaftLog:
                 used = sum(e.size() for e in out)
                 tail = self._ents[: hi - off]
                 for e in tail:
-                    used += e.size()
+                    d = e.data  # inlined Entry.size(): this loop is hot
+                    used += 24 if d is None else 24 + len(d)
                     if used > max_bytes:
                         break
                     out.append(e)
@@ -135,7 +136,8 @@ class RaftLog:
         if max_bytes is not None:
             used = 0
             for n, e in enumerate(out):
-                used += e.size()
+                d = e.data  # inlined Entry.size(): this loop is hot
+                used += 24 if d is None else 24 + len(d)
                 if used > max_bytes and n > 0:
                     return out[:n]
         return out

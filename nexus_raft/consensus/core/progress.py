@@ -83,6 +83,8 @@ class Progress:
     """Replication state of one member as seen by the leader."""
 
     __slots__ = (
+        "appended_since_heartbeat",
+        "commit_sent",
         "inactive_ticks",
         "inflights",
         "kind",
@@ -93,6 +95,7 @@ class Progress:
         "pending_snapshot",
         "probe_sent",
         "recent_active",
+        "stall_ticks",
         "state",
     )
 
@@ -108,6 +111,18 @@ class Progress:
         self.recent_active = False
         # Leader ticks since this member last answered (for "is this voter healthy").
         self.inactive_ticks = 0
+        # Leader ticks this member has been behind the leader's last index
+        # without its match moving (reset whenever match advances or it is
+        # caught up): a slow member whose match keeps moving stays at ~0.
+        self.stall_ticks = 0
+        # An AppendRequest went out since the last heartbeat round: the next
+        # round may skip this member (the append did a heartbeat's job).
+        self.appended_since_heartbeat = False
+        # Highest commit index this member was told (by an append or a
+        # heartbeat, optimistically: a lost message is covered by the next
+        # heartbeat round). No commit-only append is sent when the commit
+        # moves; the leader's tick tops up members whose value lags.
+        self.commit_sent = 0
         self.payload_match = 0
         # Witness: the leader currently sends it payloads (some full voter lags).
         self.payload_mode = False
@@ -152,6 +167,7 @@ class Progress:
             self.match = n
             updated = True
             self.probe_sent = False
+            self.stall_ticks = 0
         if self.next < n + 1:
             self.next = n + 1
         return updated

@@ -40,6 +40,7 @@ from nexus_raft.consensus.core.messages import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     Heartbeat,
     HeartbeatResponse,
     Message,
@@ -51,6 +52,7 @@ from nexus_raft.consensus.core.messages import (
     RejectReason,
     Role,
     SnapshotRequest,
+    SoftState,
     VoteRequest,
     VoteResponse,
 )
@@ -346,8 +348,16 @@ class Raft(FollowerSide, Election, Replication):
             if self.role is Role.LEADER:
                 self.bcast_append()
         lg = self.log
-        soft = self.soft_state()
-        hard = self.hard_state()
+        # Build the states only when they changed (dataclass __eq__ is slow and
+        # this runs once per Ready on the hot path).
+        soft: SoftState | None = None
+        ps = self._prev_soft
+        if ps.leader_id != self.leader_id or ps.role is not self.role:
+            soft = self._prev_soft = self.soft_state()
+        hard: HardState | None = None
+        ph = self._prev_hard
+        if ph.term != self.term or ph.vote != self.vote or ph.commit != lg.committed:
+            hard = self._prev_hard = self.hard_state()
         snap = lg.take_snapshot()
         ents = lg.take_unstable()
         committed: tuple[Entry, ...] = ()
@@ -363,21 +373,22 @@ class Raft(FollowerSide, Election, Replication):
         if self.payload_floor > self.reported_floor:
             floor = self.reported_floor = self.payload_floor
         rd = Ready(
-            soft_state=soft if soft != self._prev_soft else None,
-            hard_state=hard if hard != self._prev_hard else None,
+            soft_state=soft,
+            hard_state=hard,
             entries=ents,
             snapshot=snap,
             committed_entries=committed,
             messages=tuple(self.msgs),
-            read_states=tuple(self.read_states),
+            read_states=tuple(self.read_states) if self.read_states else (),
             payload_floor=floor,
-            dropped_reads=tuple(self.dropped_reads),
+            dropped_reads=tuple(self.dropped_reads) if self.dropped_reads else (),
         )
-        self.msgs = []
-        self.read_states = []
-        self.dropped_reads = []
-        self._prev_soft = soft
-        self._prev_hard = hard
+        if self.msgs:
+            self.msgs = []
+        if self.read_states:
+            self.read_states = []
+        if self.dropped_reads:
+            self.dropped_reads = []
         self._outstanding = (rd, self._handed_apply)
         return rd
 

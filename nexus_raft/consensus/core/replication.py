@@ -10,11 +10,15 @@ Rules:
   or the leader and a witness that acknowledged the payload
   (``payload_match``). A witness leader holds few payloads and counts a full
   voter only.
-- Witness traffic: while every other full voter is healthy (REPLICATE,
-  answered recently, window not full) a witness gets metadata only; when one
-  lags, the witness is re-sent the uncommitted entries with payloads (and
-  gets payloads from then on). Every AppendRequest/Heartbeat carries
-  ``payload_floor = min(commit, min match over full voters)``.
+- Witness traffic: while every other full voter is healthy a witness gets
+  metadata only; when one lags, the witness is re-sent the uncommitted
+  entries with payloads (and gets payloads from then on). Lagging: not in
+  REPLICATE, or silent for ``election_tick`` ticks, or behind without its
+  match moving for as long. A slow voter whose match keeps moving is healthy
+  (the commit follows it anyway); a silently stopped one stalls commits for
+  about one election timeout before the witness takes payloads. Every
+  AppendRequest/Heartbeat carries ``payload_floor = min(commit, min match
+  over full voters)``.
 - A witness leader accepts no proposals or reads; it replicates to the full
   voters and transfers leadership to the first up-to-date one at once.
 """
@@ -84,9 +88,25 @@ class Replication(RaftState):
     # --- sending ------------------------------------------------------------------------
 
     def bcast_append(self) -> None:
-        """Send new entries (or just the commit index) to every member."""
-        for nid in self.prs:
-            if nid != self.id and self.send_append(nid):
+        """Send new entries (or just the commit index) to every member.
+
+        A replicating voter or learner gets no commit-only append: the commit
+        rides on its next append (an in-flight append's answer triggers one
+        when there is more to send), else the leader's next tick sends it
+        (``_top_up_commits``), so its apply lag stays within one tick while
+        a write costs one append and one answer per member instead of two.
+        A witness sent metadata only gets no commit-only append either: it
+        applies nothing and holds no payload to drop, so its commit index and
+        payload floor wait for the next append or heartbeat.
+        """
+        for nid, pr in self.prs.items():
+            if nid == self.id:
+                continue
+            lazy = pr.state is ProgressState.REPLICATE
+            if pr.kind is MemberKind.WITNESS and not self.is_witness:
+                self._update_payload_mode(pr)
+                lazy = not pr.payload_mode and pr.state is ProgressState.REPLICATE
+            if self.send_append(nid, send_if_empty=not lazy):
                 # Pipeline the rest, as far as batching and the window allow.
                 while self.send_append(nid, send_if_empty=False):
                     pass
@@ -96,6 +116,8 @@ class Replication(RaftState):
         pr = self.prs[to]
         if pr.kind is MemberKind.WITNESS and not self.is_witness:
             self._update_payload_mode(pr)
+        if not send_if_empty and pr.next > self.log.last_index():
+            return False  # nothing new: skip the log lookups (the pipelining loops end here)
         if pr.is_paused():
             return False
         cfg = self.config
@@ -129,6 +151,10 @@ class Replication(RaftState):
                 payload_floor=self.leader_payload_floor(),
             )
         )
+        pr.appended_since_heartbeat = True
+        told = min(self.log.committed, prev + len(ents))  # the follower commits this far
+        if told > pr.commit_sent:
+            pr.commit_sent = told
         if ents:
             pr.sent_entries(ents[-1].index, 0)
         elif pr.state is ProgressState.PROBE:
@@ -150,21 +176,33 @@ class Replication(RaftState):
         return True
 
     def bcast_heartbeat(self, context: bytes = b"") -> None:
-        """Heartbeat every member; ``context`` confirms a ReadIndex round."""
+        """Heartbeat every member; ``context`` confirms a ReadIndex round.
+
+        Without a context, members sent an AppendRequest since the last round
+        are skipped (the append did the heartbeat's job). If it was lost, the
+        next round (nothing sent meanwhile: paused) heartbeats them.
+        """
         floor = self.leader_payload_floor()
         committed = self.log.committed
         for nid, pr in self.prs.items():
             if nid != self.id:
+                skip = pr.appended_since_heartbeat and not context
+                pr.appended_since_heartbeat = False
+                if skip:
+                    continue
+                told = min(pr.match, committed)
                 self.send(
                     Heartbeat(
                         frm=self.id,
                         to=nid,
                         term=self.term,
-                        commit=min(pr.match, committed),
+                        commit=told,
                         payload_floor=floor,
                         context=context,
                     )
                 )
+                if told > pr.commit_sent:
+                    pr.commit_sent = told
 
     # --- witness payloads -----------------------------------------------------------------
 
@@ -182,27 +220,40 @@ class Replication(RaftState):
         return floor
 
     def full_voters_healthy(self) -> bool:
-        """Whether every other full voter is keeping up (so witnesses need no payloads)."""
+        """Whether every other full voter is keeping up (so witnesses need no payloads).
+
+        See the module rules: a full window or a slow answer alone is not lagging.
+        """
+        return not self._lagging_full_voter()
+
+    def _lagging_full_voter(self) -> str:
+        """Why some other full voter lags ("" if none does; "no other" if none exists)."""
         others = 0
-        limit = max(2, self.config.election_tick // 2)
+        limit = self.config.election_tick
         for nid in self.conf_state.full_voters:
             if nid == self.id:
                 continue
             pr = self.prs.get(nid)
-            if (
-                pr is None
-                or pr.state is not ProgressState.REPLICATE
-                or pr.inactive_ticks >= limit
-                or pr.inflights.full()
-            ):
-                return False
+            if pr is None:
+                return f"{nid} has no progress"
+            if pr.state is not ProgressState.REPLICATE:
+                return f"{nid} is in {pr.state.value}"
+            if pr.inactive_ticks >= limit:
+                return f"{nid} silent for {pr.inactive_ticks} ticks"
+            if pr.stall_ticks >= limit:
+                return f"{nid} stuck at {pr.match} for {pr.stall_ticks} ticks"
             others += 1
-        return others > 0
+        return "" if others else "no other full voter"
 
     def _update_payload_mode(self, pr: Progress) -> None:
-        want = not self.full_voters_healthy()
+        why = self._lagging_full_voter()
+        want = bool(why)
         if want == pr.payload_mode:
             return
+        if want:
+            log.info("node %d: witness payloads on: %s", self.id, why)
+        else:
+            log.info("node %d: witness payloads off (full voters healthy)", self.id)
         pr.payload_mode = want
         if want:
             # From now on the witness's match counts only entries whose payload it
@@ -343,7 +394,9 @@ class Replication(RaftState):
         else:
             pr.inflights.free_le(m.index)
         if updated or pr.kind is MemberKind.WITNESS:
-            if self.maybe_commit():
+            # Only this member's match moved: the commit cannot move unless that
+            # match is past it (a witness's payload cap is at most its match).
+            if pr.match > self.log.committed and self.maybe_commit():
                 self.needs_bcast = True
             if self.role is not Role.LEADER:
                 return
@@ -392,8 +445,13 @@ class Replication(RaftState):
         """Heartbeats, check-quorum and the transfer timeout."""
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
+        last = self.log.last_index()
         for pr in self.prs.values():
             pr.inactive_ticks += 1
+            if pr.match < last:
+                pr.stall_ticks += 1
+            else:
+                pr.stall_ticks = 0
         if self.election_elapsed >= self.config.election_tick:
             self.election_elapsed = 0
             if self.config.check_quorum:
@@ -411,9 +469,27 @@ class Replication(RaftState):
         if self.heartbeat_elapsed >= self.config.heartbeat_tick:
             self.heartbeat_elapsed = 0
             self.bcast_heartbeat(self.read_only.last_pending_context() or b"")
+        self._top_up_commits()
         if self.conf_state.witnesses and not self.is_witness:
             self._refresh_witnesses()
         self._witness_try_transfer()
+
+    def _top_up_commits(self) -> None:
+        """Send the commit index to members that apply entries and have not been told it.
+
+        ``bcast_append`` sends no commit-only append to a replicating member;
+        this bounds such a member's apply lag by one tick when no append went
+        out since. It is an empty append (flow control applies: a paused
+        member has answers on the way, which send more). Witnesses wait for
+        heartbeats: they apply nothing.
+        """
+        me = self.id
+        committed = self.log.committed
+        for nid, pr in self.prs.items():
+            if nid == me or pr.kind is MemberKind.WITNESS:
+                continue
+            if pr.commit_sent < min(pr.match, committed):
+                self.send_append(nid)
 
     def _refresh_witnesses(self) -> None:
         """Switch witnesses to payloads as soon as a full voter starts lagging."""

@@ -431,6 +431,9 @@ def test_restart_restores_term_vote_commit_and_conf() -> None:
     net.elect(1)
     net.raft(1).propose(b"a")
     net.stabilize()
+    # The followers learn commit 2 with the leader's next tick (no commit-only append).
+    net.tick(1)
+    net.stabilize()
     net.restart(2)
     st = net.raft(2).status()
     assert (st.term, st.vote, st.commit) == (1, 1, 2)
