@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .procs import TwoPlusOne
+from .process_helpers import TwoPlusOne
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

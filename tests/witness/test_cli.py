@@ -14,7 +14,7 @@ import pytest
 from nexus_raft.cli.witness import main
 
 from .inproc import peers_of
-from .procs import REPO_ROOT, wait_until
+from .process_helpers import REPO_ROOT, wait_until
 
 
 def _peers_arg(peers: dict[int, str]) -> str:

@@ -22,7 +22,7 @@ from nexus_raft.storage import Store
 from nexus_raft.witness import disk_bytes
 
 from .inproc import free_ports
-from .procs import WITNESS, Proc, TwoPlusOne, wait_until
+from .process_helpers import WITNESS, Proc, TwoPlusOne, wait_until
 
 pytestmark = pytest.mark.process
 
