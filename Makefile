@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/witness.py
+	$(BIN)/python bench/witness_stall.py
 
 proto: $(VENV)/.installed-test
 	$(BIN)/python -m nexus_raft.transport.protogen

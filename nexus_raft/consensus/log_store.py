@@ -60,6 +60,10 @@ META_TREE = "raft.meta"
 # that memory stays bounded; every split point leaves a state open() accepts.
 _CHUNK = 50_000
 
+# A payload floor moved without rewriting anything is persisted only once it
+# leads the persisted one by this many indexes (see drop_payloads).
+_FLOOR_LAG = 1024
+
 
 class LogStore:
     """Raft log on ``store`` (trees ``raft.log`` and ``raft.meta``).
@@ -301,11 +305,11 @@ class LogStore:
                 plan.batch.insert(HARD_KEY, encode_hard_state(hard_state), tree=self._meta)
             if not len(plan.batch):
                 return
-            self._add_unsaved_floor(plan)
+            saved_floor = self._fold_floor(plan)
             _write_synced(self._store, plan.batch)
             if hard_state is not None:
                 self._hard = hard_state
-            self._floor_saved = plan.floor
+            self._floor_saved = saved_floor
             plan.commit()
 
     def append(self, entries: Sequence[Entry]) -> None:
@@ -365,11 +369,11 @@ class LogStore:
             old_first = self._snap.index + 1
             plan = LogPlan(self)
             plan.set_snapshot(new)
-            self._add_unsaved_floor(plan)
+            saved_floor = self._fold_floor(plan)
             # Metadata first, in a synced batch: from here on open() treats any
             # key <= index as garbage, so the range delete may be split.
             _write_synced(self._store, plan.batch)
-            self._floor_saved = plan.floor
+            self._floor_saved = saved_floor
             plan.commit()
             self._purge(old_first, index)
             return new
@@ -386,11 +390,13 @@ class LogStore:
 
         Lazy when there is nothing to rewrite (the healthy witness's case:
         every entry arrived metadata-only): the floor moves in memory only
-        and is persisted with the next :meth:`save` or snapshot batch, so a
-        witness pays one write-ahead-log record per ``Ready``, not two. A
-        persisted floor that trails the real one is safe: it only claims
-        "may hold payloads above here", and the entries between are
-        metadata-only on disk already.
+        and rides on a later :meth:`save` or snapshot batch once it leads the
+        persisted floor by ``_FLOOR_LAG`` indexes, so a healthy witness pays
+        one small write-ahead-log record per ``Ready``. A persisted floor
+        that trails the real one is safe: it only claims "may hold payloads
+        above here" (the entries between are metadata-only on disk), and a
+        restart rescans at most ``_FLOOR_LAG`` entries. A floor that must go
+        down (a truncated tail) is always written in the same batch.
         """
         _check_int(upto, "upto")
         with self._lock:
@@ -417,10 +423,18 @@ class LogStore:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _add_unsaved_floor(self, plan: LogPlan) -> None:
-        """Put a floor moved lazily by drop_payloads into ``plan``'s batch (lock held)."""
-        if plan.floor != self._floor_saved:
+    def _fold_floor(self, plan: LogPlan) -> int:
+        """The floor ``plan``'s batch persists, adding a lazily moved one (lock held).
+
+        The plan writes the floor itself whenever it moves it (truncation,
+        snapshot); otherwise ``plan.floor == _floor >= _floor_saved``.
+        """
+        if plan.floor != self._floor:
+            return plan.floor
+        if plan.floor - self._floor_saved >= _FLOOR_LAG:
             plan.batch.insert(FLOOR_KEY, encode_u64(plan.floor), tree=self._meta)
+            return plan.floor
+        return self._floor_saved
 
     def _read(self, index: int) -> Entry | None:
         raw = self._log.get(encode_index(index))

@@ -132,11 +132,16 @@ class _Servicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
         cluster_id = self._cluster_id
 
         async def read_requests() -> None:
+            # The first request must name this cluster; later ones may leave the
+            # id empty (the client sends it once per call) but not name another.
+            first = True
             try:
                 async for request in request_iterator:
-                    if request.cluster_id != cluster_id:
-                        queue.put_nowait(request.cluster_id)
+                    got = request.cluster_id
+                    if got != cluster_id and (first or got):
+                        queue.put_nowait(got)
                         return
+                    first = False
                     await slots.acquire()
                     queue.put_nowait(loop.create_task(append(request)))
             except Exception as exc:  # the request stream itself failed

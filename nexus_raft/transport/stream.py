@@ -77,14 +77,16 @@ class _Conn:
 
     Invariant: ``pending`` holds, in order, the requests written (or being
     written) on ``call`` that have neither been answered nor reported lost.
+    ``opened``: the first request, the one carrying the cluster id, went out.
     """
 
-    __slots__ = ("call", "pending", "reported")
+    __slots__ = ("call", "opened", "pending", "reported")
 
     def __init__(self, call: Any) -> None:
         self.call = call
         self.pending: collections.deque[pb.AppendRequest] = collections.deque()
         self.reported = False
+        self.opened = False
 
 
 class HeartbeatStream:
@@ -92,8 +94,9 @@ class HeartbeatStream:
 
     Use as ``async with client.heartbeat_stream() as hb``; ``await hb.send(req)``
     and ``async for item in hb`` where ``item`` is an ``AppendResponse`` or a
-    :class:`StreamReset`. The client stamps ``cluster_id`` and (when 0) ``to``
-    on each request.
+    :class:`StreamReset`. The client stamps (when 0) ``to`` on each request
+    and ``cluster_id`` on the first request of each underlying call only: the
+    server checks the id once per call, so later requests save its bytes.
     """
 
     def __init__(
@@ -180,6 +183,9 @@ class HeartbeatStream:
                 self._send_conn = conn
                 self._read_conns.append(conn)
                 self._conn_added.set()
+            if conn.opened:
+                request.ClearField("cluster_id")
+            conn.opened = True
             conn.pending.append(request)
             try:
                 await conn.call.write(request)

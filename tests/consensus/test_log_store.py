@@ -248,6 +248,47 @@ def test_drop_payloads_is_incremental_and_keeps_conf_entries(
         )
 
 
+def test_floor_over_metadata_only_entries_rides_on_a_later_save(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A healthy witness: nothing to rewrite, so moving the floor costs no write of its own."""
+    batches = 0
+    real_apply = Store.apply_batch
+
+    def apply_batch(self: Store, batch: object) -> None:
+        nonlocal batches
+        batches += 1
+        real_apply(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(log_store_mod, "_FLOOR_LAG", 3)
+    meta = [e.metadata_only() for e in ents(1, 12)]
+    with Store.open(path) as store:
+        log = LogStore(store, conf_state=CS)
+        log.save(HardState(1, 1, 5), meta[:5], None)
+        monkeypatch.setattr(Store, "apply_batch", apply_batch)
+        log.drop_payloads(2)
+        assert (batches, log.payload_floor) == (0, 2)  # in memory only
+        log.save(HardState(1, 1, 8), meta[5:8], None)  # floor leads by 2 < 3: not written
+        log.drop_payloads(8)
+        log.save(HardState(1, 1, 9), meta[8:9], None)  # leads by 8: rides along
+        assert (batches, log.payload_floor) == (2, 8)
+        log.drop_payloads(9)
+        monkeypatch.setattr(Store, "apply_batch", real_apply)
+    with Store.open(path) as store:
+        log = LogStore(store)
+        assert log.payload_floor == 8  # 9 was not written: it trails (safe)
+        cc = conf_entry(10, 1, ConfChange(ConfChangeType.ADD_LEARNER, 7))
+        log.save(None, [cc, meta[10]], None)
+        log.drop_payloads(10)  # a configuration entry keeps its payload: nothing rewritten
+        assert log.entries(10, 11) == [cc]
+        log.save(None, [Entry(10, 2, data=b"q")], None)  # truncation lowers the floor: written
+        assert log.payload_floor == 9
+    with Store.open(path) as store:
+        log = LogStore(store)
+        assert log.payload_floor == 9
+        assert log.entries(9, 11) == [meta[8], Entry(10, 2, data=b"q")]
+
+
 def test_restart_reads_only_metadata_and_tail(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     n = 200_000
     with Store.open(path) as store:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
 import pytest
 
 from nexus_raft.transport import (
@@ -18,6 +19,7 @@ from nexus_raft.transport import (
     RemoteError,
     StreamReset,
 )
+from nexus_raft.transport._generated import raft_pb2_grpc
 
 from .helpers import RecordingHandler, address_of, serving
 
@@ -220,6 +222,46 @@ def test_stream_refuses_wrong_cluster_and_reports_handler_failure() -> None:
                     assert [r.prev_log_index for r in item.lost] == [5]
                 # The server is still fine.
                 assert (await client.request_vote(3, 1, 0, 0)).term == 3
+
+    asyncio.run(main())
+
+
+def test_cluster_id_travels_once_per_call_and_is_checked_on_each_request() -> None:
+    async def main() -> None:
+        async with serving(cluster_id="blue") as (server, handler):
+            async with (
+                RaftClient(address_of(server), cluster_id="blue") as client,
+                client.heartbeat_stream() as hb,
+            ):
+                for i in range(3):
+                    await hb.send(AppendRequest(term=1, prev_log_index=i))
+                for _ in range(3):
+                    assert isinstance(await asyncio.wait_for(hb.__anext__(), 5), AppendResponse)
+            assert [r.cluster_id for r in handler.appends] == ["blue", "", ""]
+
+            # Raw calls: the first request must name the cluster; a later one
+            # may be empty but must not name another cluster.
+            async def raw(ids: list[str]) -> tuple[int, grpc.StatusCode | None]:
+                channel = grpc.aio.insecure_channel(server.endpoint)
+                try:
+                    call = raft_pb2_grpc.RaftPeerStub(channel).Stream(
+                        iter([AppendRequest(cluster_id=c, term=1, to=1) for c in ids])
+                    )
+                    answered = 0
+                    try:
+                        async for _ in call:
+                            answered += 1
+                    except grpc.aio.AioRpcError as exc:
+                        return answered, exc.code()
+                    return answered, None
+                finally:
+                    await channel.close()
+
+            handler.appends.clear()
+            assert await raw(["", "blue"]) == (0, grpc.StatusCode.FAILED_PRECONDITION)
+            assert await raw(["blue", "", "red"]) == (2, grpc.StatusCode.FAILED_PRECONDITION)
+            assert await raw(["blue", "", "blue"]) == (3, None)
+            assert len(handler.appends) == 5
 
     asyncio.run(main())
 
