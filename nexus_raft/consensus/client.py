@@ -179,10 +179,15 @@ class Client:
         session = self._sessions.take()
         known = False
         try:
-            message = getattr(kv_pb2, f"{kind.capitalize()}Request")(
-                client_id=session.client_id, seq=session.seq, **fields
-            )
-            result = await self._batcher.submit(kv_pb2.BatchOp(**{kind: message}), deadline)
+            # Filled in place: constructing the request with keyword arguments
+            # and then copying it into a BatchOp costs ~3x more per write.
+            op = kv_pb2.BatchOp()
+            message = getattr(op, kind)
+            message.client_id = session.client_id
+            message.seq = session.seq
+            for name, value in fields.items():
+                setattr(message, name, value)
+            result = await self._batcher.submit(op, deadline)
             known = True
             return getattr(result, kind)
         except (InvalidArgument, ClusterMismatch):

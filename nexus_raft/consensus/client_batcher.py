@@ -4,12 +4,14 @@ One RPC per write cannot go faster than gRPC's unary call rate, so the client
 queues operations (put, delete, cas, linearizable get) and sends them in
 batches:
 
-* when nothing is in flight, the queue is sent on the next event-loop
-  iteration: a lone caller pays no extra latency, and callers that wake up
-  together still leave together;
-* while a batch is in flight, new operations wait; they go out when it
-  returns, or as soon as ``max_batch`` of them wait (up to ``max_inflight``
-  batches at a time).
+* while fewer than ``eager_inflight`` (2) batches are in flight, the queue
+  is sent on the next event-loop iteration: a lone caller pays no extra
+  latency, callers that wake up together still leave together, and
+  operations arriving while one batch is out do not wait for its answer
+  (the leader appends them while the first batch is being fsync'd);
+* beyond that, new operations wait; they go out when a batch returns, or
+  as soon as ``max_batch`` of them wait (up to ``max_inflight`` batches at
+  a time).
 
 Each operation keeps its own deadline. A batch-level failure re-queues the
 batch (same client_id/seq, so a retry is applied once); per-operation
@@ -34,6 +36,9 @@ __all__ = ["Batcher"]
 
 _log = logging.getLogger(__name__)
 
+
+_EAGER_INFLIGHT = 2
+"""Batches sent as soon as operations wait (more wait for an answer or a full batch)."""
 
 MAX_BATCH_BYTES = 4 << 20
 """A batch stops growing at this many bytes of operations (well under gRPC's 16 MiB cap)."""
@@ -63,6 +68,7 @@ class Batcher:
         self._cluster_id = cluster_id
         self._max_batch = max_batch
         self._max_inflight = max_inflight
+        self._eager = min(_EAGER_INFLIGHT, max_inflight)
         self._queue: deque[_Pending] = deque()
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -113,7 +119,7 @@ class Batcher:
     def _pump(self) -> None:
         """Start batches while the flush rule allows (see the module docstring)."""
         while self._queue and self._inflight < self._max_inflight:
-            if self._inflight > 0 and len(self._queue) < self._max_batch:
+            if self._inflight >= self._eager and len(self._queue) < self._max_batch:
                 return
             items: list[_Pending] = []
             size = 0

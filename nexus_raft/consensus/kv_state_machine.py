@@ -250,7 +250,10 @@ class KVStateMachine:
         count, size = self._ev_count, self._ev_bytes
         batch = Batch()
         last = 0
-        for key, value in self._events.iter():
+        # Start at the floor, not at the tree's first key: everything below it
+        # was deleted by earlier trims, and seeking to the first key would
+        # walk all of their deletion markers LevelDB has not compacted yet.
+        for key, value in self._events.range(encode_u64(self._ev_floor), None):
             if count <= self.max_events and size <= self.max_event_bytes:
                 break
             batch.remove(key, tree=self._events)

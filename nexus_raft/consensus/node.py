@@ -7,6 +7,7 @@ done by its helpers:
   core, persists each Ready (one fsync per Ready), sends, hands committed
   entries on, and advances;
 - :mod:`~nexus_raft.consensus.node_apply`: the apply task and proposal results;
+- :mod:`~nexus_raft.consensus.node_propose`: ``propose``/``propose_many``/``read_index``;
 - :mod:`~nexus_raft.consensus.node_peers`: per-peer pipelined streams;
 - :mod:`~nexus_raft.consensus.node_server`: the transport handler (peer requests);
 - :mod:`~nexus_raft.consensus.node_snapshot`: snapshot streaming and staging.
@@ -22,11 +23,10 @@ import asyncio
 import itertools
 import logging
 import random
-import struct
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -34,12 +34,10 @@ from nexus_raft.consensus.config import NodeConfig
 from nexus_raft.consensus.core.config import Config
 from nexus_raft.consensus.core.messages import (
     NONE,
-    Accepted,
     ConfChange,
     ConfChangeType,
     HardState,
     Rejected,
-    RejectReason,
     Role,
 )
 from nexus_raft.consensus.core.raft import Raft
@@ -53,16 +51,14 @@ from nexus_raft.consensus.node_boot import (
 )
 from nexus_raft.consensus.node_driver import Driver
 from nexus_raft.consensus.node_peers import Peers
+from nexus_raft.consensus.node_propose import ProposeAPI
 from nexus_raft.consensus.node_server import PeerHandler
 from nexus_raft.consensus.node_status import MemberStatus, NodeStatus, build_status
 from nexus_raft.consensus.state_machine import StateMachine
 from nexus_raft.errors import (
     ConfigError,
     ConsensusError,
-    NexusRaftError,
-    NotLeader,
     Timeout,
-    TooLarge,
     Unavailable,
 )
 from nexus_raft.storage import Store
@@ -74,21 +70,14 @@ __all__ = ["MemberStatus", "NodeStatus", "RaftNode"]
 
 _log = logging.getLogger(__name__)
 
-_CTX = struct.Struct(">QQ")
 _ROLES = {
     "voter": ConfChangeType.ADD_VOTER,
     "learner": ConfChangeType.ADD_LEARNER,
     "witness": ConfChangeType.ADD_WITNESS,
 }
-T = TypeVar("T")
 
 
-def _expire(fut: asyncio.Future[Any], what: str, timeout: float) -> None:
-    if not fut.done():
-        fut.set_exception(Timeout(f"{what} did not complete within {timeout}s"))
-
-
-class RaftNode:
+class RaftNode(ProposeAPI):
     """A Raft member: ``start()``, ``propose()``, ``read_index()``, ``status()``, ``shutdown()``.
 
     ``state_machine`` is required unless this node is a witness
@@ -191,7 +180,10 @@ class RaftNode:
     async def _open(self, cfg: NodeConfig) -> None:
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"raft-{cfg.id}")
-        store = self._store = Store.open(cfg.store_path)
+        # A witness (no state machine) writes only its log: a synced store saves
+        # each Ready as one fsync'd WAL record, without the flush marker record
+        # an unsynced store needs (LogStore's _write_synced).
+        store = self._store = Store.open(cfg.store_path, sync=self._sm is None)
         log = self._log_store = LogStore(store)
         if not cfg.join and log.last_index() == 0 and log.hard_state == HardState():
             bootstrap_log(log, cfg)
@@ -385,99 +377,6 @@ class RaftNode:
             d.submit(lambda: d.compact(target))
 
     # --- the public API -------------------------------------------------------------------
-
-    async def _wait(self, fut: asyncio.Future[T], timeout: float, what: str) -> T:
-        # A timer that fails the future, not asyncio.wait_for: wait_for costs
-        # an extra future, callbacks and a task switch per call, and this is
-        # on the path of every proposal.
-        handle = asyncio.get_running_loop().call_later(timeout, _expire, fut, what, timeout)
-        try:
-            return await fut
-        finally:
-            handle.cancel()
-
-    def _not_leader(self, leader_id: int | None = None) -> NotLeader:
-        lid = leader_id if leader_id else self.leader_id
-        addr = self._peers.address(lid) if lid and self._peers is not None else None
-        return NotLeader(
-            f"node {self.id} is not the leader"
-            + (f"; the leader is {lid} at {addr}" if lid else "; no leader known"),
-            leader_id=lid or None,
-            leader_address=addr,
-        )
-
-    def _rejection(self, out: Rejected) -> NexusRaftError:
-        if out.reason in (RejectReason.NOT_LEADER, RejectReason.WITNESS):
-            return self._not_leader(out.leader_id)
-        if out.reason is RejectReason.TRANSFERRING:
-            return Unavailable("leadership transfer in progress; retry shortly")
-        if out.reason is RejectReason.TOO_LARGE:
-            return TooLarge(f"proposal larger than {self.config.max_proposal_bytes} bytes")
-        return ConsensusError(out.reason.value)
-
-    async def wait_for_leader(self, timeout: float = 5.0) -> int:
-        """Wait until a leader is known; returns its id (Timeout when none in time)."""
-        d = self._running()
-        if not await d.wait_leader(lambda lid: lid != NONE, timeout):
-            raise Timeout(f"no leader within {timeout}s")
-        return d.leader_id
-
-    async def _propose_op(self, make: Callable[[Raft], Any], timeout: float, what: str) -> bytes:
-        d = self._running()
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-        def op() -> None:
-            out = make(d.raft)
-            if isinstance(out, Accepted):
-                self._proposals.add(out.index, out.term, fut)
-            elif fut.done():
-                return  # timed out or cancelled meanwhile
-            elif isinstance(out, Rejected):
-                fut.set_exception(self._rejection(out))
-            else:  # pragma: no cover - the core returns an Outcome
-                fut.set_exception(ConsensusError(f"unexpected outcome {out!r}"))
-
-        d.submit(op)
-        return await self._wait(fut, timeout, what)
-
-    async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes:
-        """Replicate ``command``; returns the state machine's result once applied here.
-
-        Raises NotLeader (with the leader's id and address) on a follower,
-        ProposalDropped if the entry was overwritten, Timeout at the deadline.
-        """
-        if not isinstance(command, (bytes, bytearray, memoryview)):
-            raise TypeError(f"command must be bytes, not {type(command).__name__}")
-        d = self._running()
-        if d.role is not Role.LEADER or self.config.is_witness:
-            raise self._not_leader()
-        data = bytes(command)
-        return await self._propose_op(lambda r: r.propose(data), timeout, "proposal")
-
-    async def read_index(self, *, timeout: float = 5.0) -> int:
-        """A linearizable read point: returns once this node applied the leader's commit index.
-
-        On a follower the request is forwarded to the leader through the core.
-        """
-        d = self._running()
-        if self.config.is_witness:
-            raise self._not_leader()
-        ctx = _CTX.pack(self.id, next(self._ctx))
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        def op() -> None:
-            d.reads[ctx] = fut
-            out = d.raft.read_index(ctx)
-            if isinstance(out, Rejected):
-                d.reads.pop(ctx, None)
-                if not fut.done():
-                    fut.set_exception(self._rejection(out))
-
-        d.submit(op)
-        try:
-            return await self._wait(fut, timeout, "read index")
-        finally:
-            d.reads.pop(ctx, None)
 
     async def add_member(
         self, node_id: int, endpoint: str, role: str = "voter", *, timeout: float = 5.0

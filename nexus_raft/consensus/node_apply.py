@@ -35,63 +35,117 @@ from nexus_raft.consensus.node_snapshot import StagedSnapshot, iter_file
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
 from nexus_raft.errors import NexusRaftError, ProposalDropped, Unavailable
 
-__all__ = ["Applier", "Proposals"]
+__all__ = ["Applier", "ProposalGroup", "Proposals"]
 
 _log = logging.getLogger(__name__)
 
 # Batches of at most this many commands apply on the event loop thread (a
-# worker-thread round trip costs ~100 us of CPU and a scheduling delay; one
-# KV command applies in ~10-20 us); bigger ones in the executor.
-_INLINE_MAX = 32
+# worker-thread round trip costs ~100 us of CPU and a scheduling delay that
+# is long on a busy machine; one KV command applies in ~10-40 us); bigger
+# ones in the executor. Measured with 64 clients in one Batch RPC each round
+# (3 processes, 2 busy cores): inline apply of 64 commands took p50 2.5 ms /
+# p90 3.6 ms against 3.2 / 7.6 ms through the executor, and it is on the
+# path of every write's answer. 256 commands block the loop ~10 ms at most.
+_INLINE_MAX = 256
+
+
+class ProposalGroup:
+    """Results of proposals made together (``RaftNode.propose_many``): one future for all.
+
+    Slot ``i`` receives the i-th proposal's result bytes, or the error that
+    ended it (rejected, overwritten); ``future`` resolves with the list once
+    every slot is settled. One future and one timer per group instead of one
+    per proposal is what makes a 1,000-operation batch cheap.
+    """
+
+    __slots__ = ("future", "left", "results")
+
+    def __init__(self, count: int, future: asyncio.Future[list[bytes | NexusRaftError]]) -> None:
+        self.future = future
+        self.results: list[bytes | NexusRaftError | None] = [None] * count
+        self.left = count
+        if count == 0 and not future.done():
+            future.set_result([])
+
+    def settle(self, slot: int, value: bytes | NexusRaftError) -> None:
+        """Record slot ``slot``'s outcome (the first one wins)."""
+        results = self.results
+        if results[slot] is not None:
+            return
+        results[slot] = value
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            self.future.set_result(results)  # type: ignore[arg-type]  # all slots are set
+
+
+_Waiter = asyncio.Future[bytes] | ProposalGroup
+
+
+def _fail(waiter: _Waiter, slot: int, exc: NexusRaftError) -> None:
+    if isinstance(waiter, ProposalGroup):
+        waiter.settle(slot, exc)
+    elif not waiter.done():
+        waiter.set_exception(exc)
 
 
 class Proposals:
-    """Futures of proposals in flight, keyed by the index they were appended at."""
+    """Proposals in flight, keyed by the index they were appended at.
+
+    Each is either a lone future (``add``) or a slot of a
+    :class:`ProposalGroup` (``add_to_group``).
+    """
 
     def __init__(self) -> None:
-        self._pending: dict[int, tuple[int, asyncio.Future[bytes]]] = {}
+        self._pending: dict[int, tuple[int, _Waiter, int]] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def add(self, index: int, term: int, fut: asyncio.Future[bytes]) -> None:
         """Track a proposal accepted at (index, term)."""
+        self._track(index, term, fut, 0)
+
+    def add_to_group(self, index: int, term: int, group: ProposalGroup, slot: int) -> None:
+        """Track slot ``slot`` of ``group``, accepted at (index, term)."""
+        self._track(index, term, group, slot)
+
+    def _track(self, index: int, term: int, waiter: _Waiter, slot: int) -> None:
         old = self._pending.pop(index, None)
-        if old is not None and not old[1].done():
+        if old is not None:
             # The log was overwritten at this index (new leader term) before it committed.
-            old[1].set_exception(ProposalDropped(f"entry {index} was overwritten"))
-        self._pending[index] = (term, fut)
+            _fail(old[1], old[2], ProposalDropped(f"entry {index} was overwritten"))
+        self._pending[index] = (term, waiter, slot)
 
     def resolve(self, index: int, term: int, result: bytes) -> None:
         """The entry (index, term) was applied with ``result``."""
         item = self._pending.pop(index, None)
         if item is None:
             return
-        want, fut = item
-        if fut.done():
-            return
-        if want == term:
-            fut.set_result(result)
-        else:
-            fut.set_exception(
+        want, waiter, slot = item
+        if want != term:
+            _fail(
+                waiter,
+                slot,
                 ProposalDropped(
                     f"proposal at index {index} (term {want}) lost to an entry of term {term}"
-                )
+                ),
             )
+        elif isinstance(waiter, ProposalGroup):
+            waiter.settle(slot, result)
+        elif not waiter.done():
+            waiter.set_result(result)
 
     def drop_upto(self, index: int, why: str) -> None:
         """Fail every proposal at or below ``index`` (a snapshot replaced that log)."""
         for i in [i for i in self._pending if i <= index]:
-            _, fut = self._pending.pop(i)
-            if not fut.done():
-                fut.set_exception(ProposalDropped(why))
+            _, waiter, slot = self._pending.pop(i)
+            _fail(waiter, slot, ProposalDropped(why))
 
     def fail_all(self, exc: NexusRaftError) -> None:
         """Fail every pending proposal (shutdown)."""
         pending, self._pending = self._pending, {}
-        for _, fut in pending.values():
-            if not fut.done():
-                fut.set_exception(exc)
+        for _, waiter, slot in pending.values():
+            _fail(waiter, slot, exc)
 
 
 @dataclass
@@ -286,10 +340,19 @@ class Applier:
         self.applied_term = last.term
         proposals = self._proposals
         if len(proposals):
-            by_index = dict(zip((i for i, _ in items), results, strict=False))
+            # ``items`` is the subsequence of ``entries`` that carried commands,
+            # in the same order: walk both instead of building an index map.
+            n, count = 0, len(items)
+            resolve = proposals.resolve
             for e in entries:
-                if e.index > applied:
-                    proposals.resolve(e.index, e.term, by_index.get(e.index, b""))
+                index = e.index
+                if index <= applied:
+                    continue
+                if n < count and items[n][0] == index:
+                    resolve(index, e.term, results[n])
+                    n += 1
+                else:
+                    resolve(index, e.term, b"")
         for index, cc in confs:
             self._on_conf(index, cc)
         self._release()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from nexus_raft.consensus.config import NodeConfig
-from nexus_raft.consensus.core.membership import conf_state_after
 from nexus_raft.consensus.core.messages import (
     NONE,
     ConfChange,
@@ -49,18 +48,17 @@ def bootstrap_log(log: LogStore, cfg: NodeConfig) -> None:
 def recover_position(log: LogStore, sm_applied: int) -> tuple[int, ConfState]:
     """Term and configuration as of the state machine's applied index.
 
-    Reads only the entries between the last snapshot and that index (at most
-    ``snapshot_every + keep_entries`` of them), never the whole log.
+    One term lookup (the cached tail or one point read) and the log's
+    in-memory configuration entries: no scan of the entries in between.
     """
     snap = log.snapshot()
     upto = min(max(sm_applied, snap.index), log.last_index())
     if upto <= snap.index:
         return snap.term, snap.conf_state
     try:
-        entries = log.entries(snap.index + 1, upto + 1)
+        return log.term(upto), log.conf_state_at(upto)
     except (LogCompacted, LogUnavailable):  # pragma: no cover - bounds checked above
         return snap.term, snap.conf_state
-    return entries[-1].term, conf_state_after(snap.conf_state, entries)
 
 
 def load_addresses(store: Store, cfg: NodeConfig) -> dict[int, str]:

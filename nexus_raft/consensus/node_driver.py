@@ -87,6 +87,7 @@ def _no_answer(fut: asyncio.Future[Message], timeout: float) -> None:
     if not fut.done():
         fut.set_exception(Unavailable(f"no answer from the core within {timeout}s"))
 
+
 Op = Callable[[], "Awaitable[Any] | None"]
 
 
@@ -292,6 +293,7 @@ class Driver:
         persisted = self._persisted
         vote_changed = hs is not None and (hs.term != persisted.term or hs.vote != persisted.vote)
         messages = rd.messages
+        sent_early = False
         if self.parallel_append and snap is None and not vote_changed and messages:
             # A leader's appends and heartbeats depend on nothing this Ready
             # persists (its term and vote are already durable, and the core
@@ -302,6 +304,7 @@ class Driver:
             for m in messages:
                 if isinstance(m, (AppendRequest, Heartbeat)):
                     self._send(m)
+                    sent_early = True
                 else:
                     later.append(m)
             messages = tuple(later)
@@ -313,6 +316,13 @@ class Driver:
                 # through a worker thread costs about as much CPU as the
                 # save itself, plus a scheduling delay on a busy machine.
                 # Whatever arrives meanwhile is coalesced into the next Ready.
+                if sent_early:
+                    # The appends above are only queued: the peer senders
+                    # write them when the loop runs them. Yield once so they
+                    # leave before this fsync blocks the loop, else the
+                    # followers' fsyncs would start after the leader's
+                    # instead of overlapping it.
+                    await asyncio.sleep(0)
                 self.log.save(save_hs, rd.entries, snap)
             else:
                 await loop.run_in_executor(self.executor, self.log.save, save_hs, rd.entries, snap)

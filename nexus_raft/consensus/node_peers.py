@@ -88,6 +88,7 @@ def _with(m: AppendRequest, entries: tuple[Any, ...], commit: int, floor: int) -
 def _payload(entries: tuple[Any, ...]) -> int:
     return sum(len(e.data) for e in entries if e.data)
 
+
 Deliver = Callable[[Message], None]
 Unreachable = Callable[[int], None]
 

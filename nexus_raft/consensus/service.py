@@ -30,8 +30,9 @@ import grpc
 from nexus_raft.consensus.kv_commands import KVCommand, KVOp, KVResult, ResultCode
 from nexus_raft.consensus.kv_wire import error_from_exception, kv_pb2, kv_pb2_grpc
 from nexus_raft.consensus.service_base import ServedNode, log_failure
+from nexus_raft.consensus.service_batch import run_batch
 from nexus_raft.consensus.service_cluster import ClusterRPCs
-from nexus_raft.errors import InvalidArgument, NotLeader, TooLarge, Unavailable
+from nexus_raft.errors import InvalidArgument, NotLeader, TooLarge
 
 __all__ = ["KVService", "ServedNode"]
 
@@ -207,20 +208,21 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
     async def Batch(self, request: Any, context: Any) -> Any:
         """Many puts/deletes/cas/gets in one RPC, each with its own result.
 
-        Writes are proposed concurrently (the node packs them into few log
-        appends and one fsync); all linearizable gets share one read index.
+        Writes are proposed together (``node.propose_many``: one log append,
+        one fsync); all linearizable gets share one read index (see
+        :mod:`~nexus_raft.consensus.service_batch`).
         A follower refuses a batch with writes as a whole (``NOT_LEADER``)
         so the client re-sends it to the leader in one piece.
         """
         budget = self._budget(context)
         try:
             self._check_cluster(request.cluster_id)
-            ops = list(request.ops)
+            ops = request.ops
             if len(ops) > self._limits.max_batch_ops:
                 raise TooLarge(
                     f"batch has {len(ops)} operations; the limit is {self._limits.max_batch_ops}"
                 )
-            self._state_machine()  # a witness refuses the whole batch
+            sm = self._state_machine()  # a witness refuses the whole batch
             has_write = any(op.WhichOneof("op") != "get" for op in ops)
             if has_write and not self._node.is_leader:
                 raise NotLeader(
@@ -231,47 +233,7 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         except Exception as exc:
             log_failure(exc)
             return kv_pb2.BatchResponse(error=error_from_exception(exc))
-        barrier: asyncio.Future[None] | None = None
-        if any(op.WhichOneof("op") == "get" and not op.get.serializable for op in ops):
-            barrier = asyncio.ensure_future(self._read_barrier(False, budget))
-        try:
-            results = await asyncio.gather(*(self._batch_op(op, budget, barrier) for op in ops))
-        finally:
-            if barrier is not None and not barrier.done():
-                barrier.cancel()
-        return kv_pb2.BatchResponse(results=_fit_response(results))
-
-    async def _batch_op(self, op: Any, budget: float, barrier: asyncio.Future[None] | None) -> Any:
-        kind = op.WhichOneof("op")
-        if kind == "put":
-            resp = await self._answer(
-                kv_pb2.PutResponse, lambda: self._do_put(op.put, budget), lambda r: r
-            )
-            return kv_pb2.BatchResult(put=resp)
-        if kind == "delete":
-            resp = await self._answer(
-                kv_pb2.DeleteResponse, lambda: self._do_delete(op.delete, budget), lambda r: r
-            )
-            return kv_pb2.BatchResult(delete=resp)
-        if kind == "cas":
-            resp = await self._answer(
-                kv_pb2.CasResponse, lambda: self._do_cas(op.cas, budget), lambda r: r
-            )
-            return kv_pb2.BatchResult(cas=resp)
-        if kind == "get":
-
-            async def get() -> Any:
-                self._limits.check_key(op.get.key)
-                self._state_machine()
-                if not op.get.serializable and barrier is not None:
-                    # shield: one failed waiter must not cancel the shared barrier
-                    await asyncio.shield(barrier)
-                return self._local_get(op.get)
-
-            return kv_pb2.BatchResult(get=await self._answer(kv_pb2.GetResponse, get, lambda r: r))
-        # An empty oneof: answer an error in the put slot so results stay aligned.
-        bad = InvalidArgument("batch operation has no put/delete/cas/get set")
-        return kv_pb2.BatchResult(put=kv_pb2.PutResponse(error=error_from_exception(bad)))
+        return await run_batch(self._node, sm, ops, self._limits, budget)
 
     # --- watch -------------------------------------------------------------------------
 
@@ -315,22 +277,3 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
                 outcome = close()
                 if asyncio.iscoroutine(outcome):
                     await outcome
-
-
-# Gets answer values up to 1 MiB each: a batch of them could exceed what one
-# gRPC message may carry. Past this budget, gets are answered UNAVAILABLE
-# (retryable) and the client sends them again in a later batch; the first
-# result always fits, so every batch makes progress.
-_MAX_RESPONSE_BYTES = 8 << 20
-
-
-def _fit_response(results: list[Any]) -> list[Any]:
-    total = 0
-    for i, result in enumerate(results):
-        total += result.ByteSize()
-        if total > _MAX_RESPONSE_BYTES and i > 0 and result.WhichOneof("result") == "get":
-            full = Unavailable("batch response is full; send this get again")
-            results[i] = kv_pb2.BatchResult(
-                get=kv_pb2.GetResponse(error=error_from_exception(full))
-            )
-    return results

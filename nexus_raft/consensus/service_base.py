@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from nexus_raft.consensus.kv_limits import Limits
@@ -42,6 +42,10 @@ class ServedNode(Protocol):
     def leader_address(self) -> str | None: ...
 
     async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes: ...
+
+    async def propose_many(
+        self, commands: Sequence[bytes], *, timeout: float = 5.0
+    ) -> Sequence[bytes | BaseException]: ...
 
     async def read_index(self, *, timeout: float = 5.0) -> int: ...
 

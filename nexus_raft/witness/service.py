@@ -24,6 +24,7 @@ like writes: they must run on a full leader.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from nexus_raft.consensus.node import RaftNode
@@ -90,6 +91,12 @@ class WitnessFrontend:
 
     async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes:
         """Refused: NOT_LEADER (or UNAVAILABLE); see the module docstring."""
+        self._redirect("a write")
+
+    async def propose_many(
+        self, commands: Sequence[bytes], *, timeout: float = 5.0
+    ) -> Sequence[bytes | BaseException]:
+        """Refused as a whole: NOT_LEADER (or UNAVAILABLE), like :meth:`propose`."""
         self._redirect("a write")
 
     async def read_index(self, *, timeout: float = 5.0) -> int:

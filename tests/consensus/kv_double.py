@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -182,6 +182,23 @@ class DoubleNode:
             self.cluster.lose_answers -= 1
             raise Timeout("answer lost (test double)")
         return result
+
+    async def propose_many(
+        self, commands: Sequence[bytes], *, timeout: float = 5.0
+    ) -> list[bytes | BaseException]:
+        # Like RaftNode.propose_many: all or nothing for leadership, a lost
+        # answer loses the whole batch's answers (each command still applied).
+        self._require_leader()
+        if self.cluster.explode:
+            raise RuntimeError("boom (test double)")
+        self.cluster.proposals += len(commands)
+        results: list[bytes | BaseException] = [
+            await self.cluster.kv.apply(KVCommand.decode(c)) for c in commands
+        ]
+        if self.cluster.lose_answers > 0:
+            self.cluster.lose_answers -= 1
+            raise Timeout("answer lost (test double)")
+        return results
 
     async def read_index(self, *, timeout: float = 5.0) -> int:
         if self.cluster.leader_id is None:

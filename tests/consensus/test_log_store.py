@@ -166,6 +166,46 @@ def test_interrupted_compaction_is_finished_on_open(
         assert log.entries(41, 51) == ents(41, 50)
 
 
+def test_compaction_interrupted_between_chunks_is_finished_on_open(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_store_mod, "_CHUNK", 10)
+    purge = LogStore._purge
+    with Store.open(path) as store:
+        log = LogStore(store, conf_state=CS)
+        log.save(None, ents(1, 50), None)
+        log.create_snapshot(5)
+        # "Crash" after the first chunk of the next range delete: 16..40 survive.
+        monkeypatch.setattr(LogStore, "_purge", lambda self, lo, hi: purge(self, lo, lo + 9))
+        log.create_snapshot(40)
+        assert store.tree(LOG_TREE).count() == 35
+    monkeypatch.setattr(LogStore, "_purge", purge)
+    with Store.open(path) as store:
+        log = LogStore(store)
+        assert store.tree(LOG_TREE).count() == 10
+        assert (log.first_index(), log.last_index()) == (41, 50)
+
+
+def test_open_after_compaction_does_not_seek_to_the_log_head(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seeking to the first key walks every deletion marker of the compacted
+    # range that LevelDB still holds: a clean compaction needs no such seek.
+    with Store.open(path) as store:
+        log = LogStore(store, conf_state=CS)
+        log.save(None, ents(1, 50), None)
+        log.create_snapshot(40)
+    with Store.open(path) as store:
+        tree_type = type(store.tree(LOG_TREE))
+
+        def no_first(self: object) -> None:
+            raise AssertionError("open() sought the first log key")
+
+        monkeypatch.setattr(tree_type, "first", no_first)
+        log = LogStore(store)
+        assert (log.first_index(), log.last_index()) == (41, 50)
+
+
 def test_install_snapshot_keeps_matching_tail_or_discards(path: Path) -> None:
     with Store.open(path) as store:
         log = LogStore(store, conf_state=CS)
@@ -214,7 +254,22 @@ def test_conf_state_rebuilt_from_log_without_scan(path: Path) -> None:
         snap = log.create_snapshot(8)
         assert snap.conf_state == cs
     with Store.open(path) as store:
-        assert LogStore(store).initial_state()[1] == ConfState(frozenset({1, 2, 3}), frozenset({4}))
+        log = LogStore(store)
+        assert log.initial_state()[1] == ConfState(frozenset({1, 2, 3}), frozenset({4}))
+        assert log.conf_state_at(8) == log.conf_state_at(11) == cs
+        with pytest.raises(LogCompacted):
+            log.conf_state_at(7)
+        with pytest.raises(LogUnavailable):
+            log.conf_state_at(12)
+
+
+def test_conf_state_at_an_index_before_later_changes(path: Path) -> None:
+    add4 = ConfChange(ConfChangeType.ADD_LEARNER, 4, b"127.0.0.1:7004")
+    with Store.open(path) as store:
+        log = LogStore(store, conf_state=CS)
+        log.save(None, [*ents(1, 5), conf_entry(6, 1, add4), *ents(7, 9)], None)
+        assert log.conf_state_at(0) == log.conf_state_at(5) == CS
+        assert log.conf_state_at(6) == ConfState(frozenset({1, 2, 3}), frozenset({4}))
 
 
 def test_drop_payloads_is_incremental_and_keeps_conf_entries(

@@ -109,6 +109,33 @@ def test_compacted_when_history_was_trimmed(store: Store) -> None:
     assert asyncio.run(main()) == [floor, floor + 1, floor + 2]
 
 
+def test_trimming_starts_at_the_history_floor(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seeking to the tree's first key would walk the deletion markers every
+    # earlier trim left (LevelDB drops them only at its own compactions).
+    sm = KVStateMachine(store, max_events=100)
+    for lo in range(1, 201, 20):
+        sm.apply_batch([(i, put(f"k/{i}", b"v")) for i in range(lo, lo + 20)])
+    floor = sm.history_floor()
+    assert floor > 1
+    events = store.tree("kv.events")
+    seen: list[bytes | str | None] = []
+    real_range = type(events).range
+
+    def spy(self: object, start: bytes | str | None, end: bytes | str | None, **kw: bool) -> object:
+        seen.append(start)
+        return real_range(self, start, end, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(events), "range", spy)
+    for lo in range(201, 301, 20):
+        sm.apply_batch([(i, put(f"k/{i}", b"v")) for i in range(lo, lo + 20)])
+    assert seen and all(isinstance(s, bytes) and int.from_bytes(s, "big") >= floor for s in seen)
+    assert sm.history_floor() > floor
+    assert events.count() <= 100 + 12
+    assert next(iter(events.iter()))[0] == sm.history_floor().to_bytes(8, "big")
+
+
 def test_apply_from_another_thread_delivers_in_order(store: Store) -> None:
     sm = KVStateMachine(store)
     n = 2000
