@@ -79,11 +79,13 @@ def next_event(stream: SyncWatch, timeout: float = 10.0) -> WatchEvent:
 class Member:
     """One ``nexus-node`` process (it may be stopped and started again)."""
 
-    def __init__(self, node_id: int, address: str, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, node_id: int, address: str, data_dir: Path, log_path: Path,
+                 module: str = "nexus_raft.cli.node") -> None:
         self.id = node_id
         self.address = address
         self.data_dir = data_dir
         self.log_path = log_path
+        self.module = module
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
 
@@ -99,7 +101,7 @@ class Member:
         )
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nexus_raft.cli.node", *args],
+                [sys.executable, "-m", self.module, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -12,106 +12,29 @@ included), shown by :meth:`TwoPlusOne.logs` when a test fails.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
 
 from nexus_raft.consensus.client_types import NodeInfo
 from nexus_raft.consensus.config import derive_cluster_id
 from nexus_raft.consensus.sync_client import SyncClient
-from nexus_raft.errors import NexusRaftError
+from tests.integration.harness import Member, wait_until
 
 from .inproc import free_ports
 
-T = TypeVar("T")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WITNESS = 3
 
 
-def wait_until(what: str, check: Callable[[], T | None], timeout: float,
-               interval: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except (NexusRaftError, OSError) as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}{detail}")
-        time.sleep(interval)
-
-
-class Proc:
-    """One member process; it may be stopped and started again on the same data."""
+class Proc(Member):
+    """One member process (``module`` = the CLI to run) with its fixed arguments."""
 
     def __init__(self, node_id: int, address: str, data_dir: Path, log_path: Path,
                  module: str, args: list[str]) -> None:
-        self.id = node_id
-        self.address = address
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.module = module
+        super().__init__(node_id, address, data_dir, log_path, module)
         self.args = args
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.paused = False
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        assert not self.running, f"member {self.id} is already running"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=REPO_ROOT,
-            )  # fmt: skip
-        self.paused = False
-
-    def kill(self) -> None:
-        """SIGKILL (SIGCONT after it if paused, so the kill is delivered at once)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-            if self.paused:
-                self.proc.send_signal(signal.SIGCONT)
-            self.proc.wait(timeout=10)
-        self.paused = False
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM and wait for the exit; returns the exit status."""
-        assert self.proc is not None
-        if self.paused:
-            self.resume()
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-        self.paused = False
+    def start(self, args: list[str] | None = None) -> None:
+        super().start(self.args if args is None else args)
 
     def output(self) -> str:
         try:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from nexus_raft.cli.witness import main
+from tests.integration.harness import REPO_ROOT, wait_until
 
 from .inproc import peers_of
-from .process_helpers import REPO_ROOT, wait_until
 
 
 def _peers_arg(peers: dict[int, str]) -> str:
