@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -132,35 +132,33 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         value, revision = self._state_machine().get(req.key)
         return kv_pb2.GetResponse(found=value is not None, value=value or b"", revision=revision)
 
-    async def Put(self, request: Any, context: Any) -> Any:
-        """Replicate one put; answers the new revision and the previous value."""
+    async def _write(
+        self,
+        request: Any,
+        context: Any,
+        response_type: Any,
+        do: Callable[[Any, float], Awaitable[Any]],
+    ) -> Any:
+        """One replicated write RPC: cluster check, then ``do(request, budget)``."""
         budget = self._budget(context)
 
         async def work() -> Any:
             self._check_cluster(request.cluster_id)
-            return await self._do_put(request, budget)
+            return await do(request, budget)
 
-        return await self._answer(kv_pb2.PutResponse, work, lambda r: r)
+        return await self._answer(response_type, work, lambda r: r)
+
+    async def Put(self, request: Any, context: Any) -> Any:
+        """Replicate one put; answers the new revision and the previous value."""
+        return await self._write(request, context, kv_pb2.PutResponse, self._do_put)
 
     async def Delete(self, request: Any, context: Any) -> Any:
         """Replicate one delete; ``deleted`` says whether the key existed."""
-        budget = self._budget(context)
-
-        async def work() -> Any:
-            self._check_cluster(request.cluster_id)
-            return await self._do_delete(request, budget)
-
-        return await self._answer(kv_pb2.DeleteResponse, work, lambda r: r)
+        return await self._write(request, context, kv_pb2.DeleteResponse, self._do_delete)
 
     async def Cas(self, request: Any, context: Any) -> Any:
         """Replicate one compare-and-swap; ``succeeded`` is false if the comparison failed."""
-        budget = self._budget(context)
-
-        async def work() -> Any:
-            self._check_cluster(request.cluster_id)
-            return await self._do_cas(request, budget)
-
-        return await self._answer(kv_pb2.CasResponse, work, lambda r: r)
+        return await self._write(request, context, kv_pb2.CasResponse, self._do_cas)
 
     async def Get(self, request: Any, context: Any) -> Any:
         """Read one key (linearizable unless ``serializable``)."""
