@@ -28,8 +28,8 @@ from _cluster_common import (
     wait_port,
 )
 
-from nexus_raft.consensus.client import Client
-from nexus_raft.consensus.kv_wire import kv_pb2, kv_pb2_grpc
+from nexus_raft.kv.client.client import Client
+from nexus_raft.kv.wire import kv_pb2, kv_pb2_grpc
 
 # The members import nexus_raft from this checkout even when it is not installed.
 _ENV = {

@@ -20,11 +20,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nexus_raft.consensus.config import NodeConfig
-from nexus_raft.consensus.kv_commands import KVCommand, KVOp
-from nexus_raft.consensus.kv_state_machine import KVStateMachine
-from nexus_raft.consensus.node import RaftNode
+from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.node import RaftNode
 from nexus_raft.errors import NexusRaftError
+from nexus_raft.kv.commands import KVCommand, KVOp
+from nexus_raft.kv.state_machine import KVStateMachine
 
 
 def cpu_seconds() -> float:

@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import plyvel
 
-from nexus_raft.consensus.config import NodeConfig
-from nexus_raft.consensus.kv_commands import KVCommand, KVOp
-from nexus_raft.consensus.kv_state_machine import KVStateMachine
-from nexus_raft.consensus.node import RaftNode
+from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.node import RaftNode
+from nexus_raft.kv.commands import KVCommand, KVOp
+from nexus_raft.kv.state_machine import KVStateMachine
 
 CLIENTS = (1, 16, 64, 256)
 Row = tuple[str, str, str, str, str, str]

@@ -49,7 +49,7 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--child":
     _stamp("up", _T_UP)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import nexus_raft.cli.node as _cli
-    from nexus_raft.consensus.node import RaftNode as _RaftNode
+    from nexus_raft.consensus.node.node import RaftNode as _RaftNode
 
     _stamp("imported")
     _orig_start = _RaftNode.start
@@ -77,12 +77,12 @@ def _key(k: int) -> bytes:
 
 def build(data_dir: Path, peers: dict[int, str], entries: int, compact: bool) -> float:
     """Write node 1's store with ``entries`` puts (one per log entry); returns seconds."""
-    from nexus_raft.consensus.config import NodeConfig
     from nexus_raft.consensus.core.messages import NONE, Entry, EntryType, HardState
-    from nexus_raft.consensus.kv_commands import KVCommand
-    from nexus_raft.consensus.kv_state_machine import KVStateMachine
-    from nexus_raft.consensus.log_store import LogStore
-    from nexus_raft.consensus.node_boot import bootstrap_log
+    from nexus_raft.consensus.log.store import LogStore
+    from nexus_raft.consensus.node.boot import bootstrap_log
+    from nexus_raft.consensus.node.config import NodeConfig
+    from nexus_raft.kv.commands import KVCommand
+    from nexus_raft.kv.state_machine import KVStateMachine
     from nexus_raft.storage import Store
 
     t0 = time.monotonic()
@@ -124,7 +124,7 @@ async def _poll_serving(
 
     import grpc
 
-    from nexus_raft.consensus.kv_wire import kv_pb2, kv_pb2_grpc
+    from nexus_raft.kv.wire import kv_pb2, kv_pb2_grpc
 
     t_status = 0.0
     # Short reconnect backoff: the first connection attempts are refused (the
@@ -165,7 +165,7 @@ def run_process(
 
     from _cluster_common import rss_mb
 
-    from nexus_raft.consensus.config import derive_cluster_id
+    from nexus_raft.consensus.node.config import derive_cluster_id
 
     peer_arg = ",".join(f"{i}={e}" for i, e in sorted(peers.items()))
     argv = [
@@ -227,14 +227,14 @@ def _cpu_seconds(pid: int) -> float:
 # Functions of the open path whose cumulative time the profile reports, in order.
 _STEPS = [
     ("nexus_raft/storage/store.py", "open", "Store.open (LevelDB open + WAL replay)"),
-    ("nexus_raft/consensus/log_store.py", "__init__", "LogStore open"),
-    ("nexus_raft/consensus/kv_state_machine.py", "open", "KVStateMachine.open"),
-    ("nexus_raft/consensus/node_boot.py", "recover_position", "recover_position"),
-    ("nexus_raft/consensus/node_boot.py", "load_addresses", "load_addresses"),
+    ("nexus_raft/consensus/log/store.py", "__init__", "LogStore open"),
+    ("nexus_raft/kv/state_machine.py", "open", "KVStateMachine.open"),
+    ("nexus_raft/consensus/node/boot.py", "recover_position", "recover_position"),
+    ("nexus_raft/consensus/node/boot.py", "load_addresses", "load_addresses"),
     ("nexus_raft/consensus/core/raft.py", "__init__", "Raft core init"),
-    ("nexus_raft/consensus/node_driver.py", "__init__", "Driver init"),
+    ("nexus_raft/consensus/node/driver.py", "__init__", "Driver init"),
     ("nexus_raft/transport/server.py", "start", "RaftServer.start (gRPC bind)"),
-    ("nexus_raft/consensus/node.py", "start", "RaftNode.start total"),
+    ("nexus_raft/consensus/node/node.py", "start", "RaftNode.start total"),
 ]
 
 
@@ -244,10 +244,10 @@ def run_inprocess(data_dir: Path, peers: dict[int, str], top: int) -> list[tuple
     import cProfile
     import pstats
 
-    from nexus_raft.consensus.config import NodeConfig
-    from nexus_raft.consensus.kv_state_machine import KVStateMachine
-    from nexus_raft.consensus.node import RaftNode
-    from nexus_raft.consensus.service import KVService
+    from nexus_raft.consensus.node.config import NodeConfig
+    from nexus_raft.consensus.node.node import RaftNode
+    from nexus_raft.kv.service.kv import KVService
+    from nexus_raft.kv.state_machine import KVStateMachine
 
     cfg = NodeConfig(id=1, listen=peers[1], peers=peers, data_dir=data_dir)
 

@@ -51,8 +51,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nexus_raft.consensus.client import Client  # noqa: E402
 from nexus_raft.errors import NexusRaftError  # noqa: E402
+from nexus_raft.kv.client.client import Client  # noqa: E402
 from nexus_raft.witness.footprint import disk_bytes, rss_bytes  # noqa: E402
 
 _ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(

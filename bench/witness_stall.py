@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from witness import Cluster, running
 
-from nexus_raft.consensus.client import Client
+from nexus_raft.kv.client.client import Client
 
 
 async def stall(cluster: Cluster, *, how: str, clients: int, seconds: float) -> str:

@@ -33,7 +33,7 @@ from nexus_raft.cli.common import (
     run_app,
     setup_logging,
 )
-from nexus_raft.consensus.client import Client
+from nexus_raft.kv.client.client import Client
 
 __all__ = ["app", "main"]
 

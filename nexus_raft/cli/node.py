@@ -7,7 +7,7 @@
         --data-dir /var/lib/nexus/1
 
 The node serves Raft peer traffic and the client KV API (``nexusctl``,
-:class:`~nexus_raft.consensus.client.Client`) on its one ``--listen`` address.
+:class:`~nexus_raft.kv.client.client.Client`) on its one ``--listen`` address.
 A member listed with ``--witness ID`` runs without a state machine (votes and
 metadata only); ``--join`` starts a member that is being added to a running
 cluster (it waits for the leader instead of bootstrapping). SIGTERM and SIGINT
@@ -70,7 +70,7 @@ def run(
     ] = 5_000,
 ) -> None:
     """Start the member and serve until SIGTERM/SIGINT."""
-    from nexus_raft.consensus.config import NodeConfig
+    from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.errors import ConfigError
 
     peer_map = parse_peers(peers)
@@ -106,10 +106,10 @@ def run(
 
 async def serve(config: object) -> None:
     """Run a node for ``config`` (a ``NodeConfig``) until SIGTERM/SIGINT, then shut it down."""
-    from nexus_raft.consensus.config import NodeConfig
-    from nexus_raft.consensus.kv_state_machine import KVStateMachine
-    from nexus_raft.consensus.node import RaftNode
-    from nexus_raft.consensus.service import KVService
+    from nexus_raft.consensus.node.config import NodeConfig
+    from nexus_raft.consensus.node.node import RaftNode
+    from nexus_raft.kv.service.kv import KVService
+    from nexus_raft.kv.state_machine import KVStateMachine
 
     assert isinstance(config, NodeConfig)
     state_machine = None if config.is_witness else KVStateMachine()

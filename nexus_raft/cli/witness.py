@@ -143,7 +143,7 @@ async def serve(
     config: object, *, json_output: bool = False, status_interval: float = 10.0
 ) -> None:
     """Run a witness for ``config`` until SIGTERM/SIGINT, printing status lines."""
-    from nexus_raft.consensus.config import NodeConfig
+    from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.witness.node import WitnessNode
 
     assert isinstance(config, NodeConfig)

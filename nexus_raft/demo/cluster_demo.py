@@ -31,9 +31,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexus_raft.consensus.client import Client
-from nexus_raft.consensus.client_types import NodeInfo
 from nexus_raft.errors import NexusRaftError
+from nexus_raft.kv.client.client import Client
+from nexus_raft.kv.client.types import NodeInfo
 
 __all__ = ["main", "run_cluster_demo"]
 

@@ -15,6 +15,9 @@ Public names: :class:`Store`, :class:`Tree`, :class:`Batch`,
 :class:`Snapshot`/:class:`SnapshotTree` (consistent read views),
 :class:`Subscriber`/:class:`Event` (prefix watches). Errors live in
 :mod:`nexus_raft.errors` (``StorageError`` and its subclasses).
+
+May import: plyvel, orjson and :mod:`nexus_raft.errors`; nothing else of
+nexus_raft.
 """
 
 from nexus_raft.storage._layout import DEFAULT_TREE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from nexus_raft.storage._codec import check_tree_name, encode_key, encode_value
-from nexus_raft.storage.tree import Tree
+from nexus_raft.storage.handle import TreeHandle as Tree
 
 # Which tree an operation targets: None = the tree the batch is applied to
 # (the default tree for ``Store.apply_batch``), a tree name, or a Tree handle.

@@ -28,6 +28,7 @@ from nexus_raft.storage._layout import (
     tree_prefix,
 )
 from nexus_raft.storage.batch import Batch
+from nexus_raft.storage.handle import TreeHandle
 from nexus_raft.storage.snapshot import Snapshot
 from nexus_raft.storage.tree import Tree
 
@@ -314,7 +315,7 @@ class Store:
             for i in range(len(batch._ops))
         ]
 
-    def _resolve(self, ref: str | Tree, resolved: dict[int, Tree]) -> Tree:
+    def _resolve(self, ref: str | TreeHandle, resolved: dict[int, Tree]) -> Tree:
         """The live tree an operation's ``tree=`` names (memoised per batch by id)."""
         tree = resolved.get(id(ref))
         if tree is not None:
@@ -322,7 +323,7 @@ class Store:
         if isinstance(ref, str):
             tree = self.tree(ref)
         else:
-            if ref._store is not self:
+            if not isinstance(ref, Tree) or ref._store is not self:
                 raise StorageError(f"{ref!r} belongs to another store")
             if ref._error is not None:
                 raise type(ref._error)(*ref._error.args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -22,17 +22,22 @@ from nexus_raft.storage._codec import (
     encode_optional_value,
     encode_value,
 )
+from nexus_raft.storage.batch import Batch
+from nexus_raft.storage.handle import TreeHandle
 from nexus_raft.storage.reads import Item, ReadMethods
 from nexus_raft.storage.watch import Event, Subscriber
 
-if TYPE_CHECKING:
-    from nexus_raft.storage.batch import Batch
-    from nexus_raft.storage.store import Store
+
+class BatchWriter(Protocol):
+    """The owning :class:`~nexus_raft.storage.Store`, as a tree sees it."""
+
+    def _apply_batch(self, batch: Batch, target: Tree) -> None: ...
+
 
 Updater = Callable[["bytes | None"], "bytes | bytearray | memoryview | None"]
 
 
-class Tree(ReadMethods):
+class Tree(ReadMethods, TreeHandle):
     """A named key space of a :class:`~nexus_raft.storage.Store`, ordered by key.
 
     Get one with ``store.tree(name)`` (the same object every time). Keys are
@@ -59,7 +64,7 @@ class Tree(ReadMethods):
         "_subs",
     )
 
-    def __init__(self, store: Store, name: str, tree_id: int, prefix: bytes, db: Any,
+    def __init__(self, store: BatchWriter, name: str, tree_id: int, prefix: bytes, db: Any,
                  lock: threading.RLock, sync: bool) -> None:
         self._store = store
         self._name = name

@@ -1,4 +1,4 @@
-"""Building the :class:`~nexus_raft.consensus.config.NodeConfig` of a witness.
+"""Building the :class:`~nexus_raft.consensus.node.config.NodeConfig` of a witness.
 
 A witness is an ordinary member of the initial ``peers`` whose id is listed in
 ``witnesses``; every member of the cluster must be started with the same
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nexus_raft.consensus.config import NodeConfig
+from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.errors import ConfigError
 
 __all__ = ["check_witness_config", "witness_config"]

@@ -1,6 +1,6 @@
 """``WitnessNode``: a vote-only cluster member on storage and the gRPC transport.
 
-The witness is a :class:`~nexus_raft.consensus.node.RaftNode` in witness mode
+The witness is a :class:`~nexus_raft.consensus.node.node.RaftNode` in witness mode
 (``config.id in config.witnesses``), composed here rather than re-implemented:
 the node runs the core in the witness role, persists a metadata log on
 :mod:`nexus_raft.storage` and serves peer traffic on its listen port. What the
@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import logging
 
-from nexus_raft.consensus.config import NodeConfig
-from nexus_raft.consensus.node import RaftNode
-from nexus_raft.consensus.service import KVService
+from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.node import RaftNode
 from nexus_raft.errors import ConsensusError, Unavailable
+from nexus_raft.kv.service.kv import KVService
 from nexus_raft.witness.config import check_witness_config
 from nexus_raft.witness.footprint import disk_bytes, rss_bytes
 from nexus_raft.witness.service import WitnessFrontend

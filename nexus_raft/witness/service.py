@@ -3,7 +3,7 @@
 Clients (``Client``, ``nexusctl``) may be given the witness's address among
 the endpoints, so the witness serves the same ``nexus.kv.KV`` service as a
 full member on its listen port, through the ordinary
-:class:`~nexus_raft.consensus.service.KVService`, but over
+:class:`~nexus_raft.kv.service.kv.KVService`, but over
 :class:`WitnessFrontend` instead of the node itself. The frontend has no state
 machine and refuses every data operation, so no read is ever answered with
 data and no write is ever accepted here:
@@ -27,17 +27,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from nexus_raft.consensus.node import RaftNode
+from nexus_raft.consensus.node.node import RaftNode
 from nexus_raft.errors import NotLeader, Unavailable
 
 __all__ = ["WitnessFrontend"]
 
 
 class WitnessFrontend:
-    """What :class:`~nexus_raft.consensus.service.KVService` serves on a witness.
+    """What :class:`~nexus_raft.kv.service.kv.KVService` serves on a witness.
 
     Implements the service's ``ServedNode`` protocol over a witness-mode
-    :class:`~nexus_raft.consensus.node.RaftNode`; see the module docstring.
+    :class:`~nexus_raft.consensus.node.node.RaftNode`; see the module docstring.
     """
 
     def __init__(self, node: RaftNode) -> None:

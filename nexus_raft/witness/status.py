@@ -1,6 +1,6 @@
 """``WitnessStatus``: the witness's own view, for status lines and ``--json``.
 
-It is the node's :class:`~nexus_raft.consensus.node_status.NodeStatus` narrowed
+It is the node's :class:`~nexus_raft.consensus.node.status.NodeStatus` narrowed
 to what a witness has (no applied index, no store revision) plus what the
 witness costs: its payload floor, how many entries above the floor may still
 hold payloads, and the measured disk and memory footprint.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nexus_raft.consensus.node_status import MemberStatus, NodeStatus
+from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
 
 __all__ = ["WitnessStatus"]
 

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from nexus_raft.consensus.client_types import NodeInfo, WatchEvent
-from nexus_raft.consensus.sync_client import SyncClient, SyncWatch
 from nexus_raft.errors import NexusRaftError
+from nexus_raft.kv.client.sync import SyncClient, SyncWatch
+from nexus_raft.kv.client.types import NodeInfo, WatchEvent
 
 T = TypeVar("T")
 
@@ -194,7 +194,7 @@ class ProcessCluster:
 
     @property
     def cluster_id(self) -> str:
-        from nexus_raft.consensus.config import derive_cluster_id
+        from nexus_raft.consensus.node.config import derive_cluster_id
 
         return derive_cluster_id({i: self.members[i].address for i in self.initial})
 

@@ -13,10 +13,10 @@ import concurrent.futures
 import grpc
 import pytest
 
-from nexus_raft.consensus.client import Client
-from nexus_raft.consensus.client_types import NodeInfo
-from nexus_raft.consensus.kv_wire import kv_pb2, kv_pb2_grpc
 from nexus_raft.errors import ClusterMismatch, InvalidArgument, TooLarge
+from nexus_raft.kv.client.client import Client
+from nexus_raft.kv.client.types import NodeInfo
+from nexus_raft.kv.wire import kv_pb2, kv_pb2_grpc
 
 from .harness import ProcessCluster, next_event, wait_until
 

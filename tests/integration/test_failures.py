@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import pytest
 
-from nexus_raft.consensus.client import Client
-from nexus_raft.consensus.client_types import WatchEvent
-from nexus_raft.consensus.sync_client import SyncClient, SyncWatch
 from nexus_raft.errors import NexusRaftError
+from nexus_raft.kv.client.client import Client
+from nexus_raft.kv.client.sync import SyncClient, SyncWatch
+from nexus_raft.kv.client.types import WatchEvent
 
 from .harness import ProcessCluster, wait_until
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from nexus_raft.consensus.client import Client
-from nexus_raft.consensus.kv_wire import kv_pb2, kv_pb2_grpc
+from nexus_raft.kv.client.client import Client
+from nexus_raft.kv.wire import kv_pb2, kv_pb2_grpc
 from tests.lin.checker import Verdict, check_history
 from tests.lin.history import History
 from tests.lin.model import OpKind

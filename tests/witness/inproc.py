@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from nexus_raft.consensus.kv_wire import kv_pb2, kv_pb2_grpc
+from nexus_raft.kv.wire import kv_pb2, kv_pb2_grpc
 
 FAST: dict[str, Any] = {"tick_interval": 0.01, "election_ticks": 10, "heartbeat_ticks": 2}
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from nexus_raft.consensus.client_types import NodeInfo
-from nexus_raft.consensus.config import derive_cluster_id
-from nexus_raft.consensus.sync_client import SyncClient
+from nexus_raft.consensus.node.config import derive_cluster_id
+from nexus_raft.kv.client.sync import SyncClient
+from nexus_raft.kv.client.types import NodeInfo
 from tests.integration.harness import Member, wait_until
 
 from .inproc import free_ports

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_raft.consensus.config import NodeConfig, derive_cluster_id
+from nexus_raft.consensus.node.config import NodeConfig, derive_cluster_id
 from nexus_raft.errors import ConfigError
 from nexus_raft.witness import check_witness_config, witness_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_raft.consensus.node_status import MemberStatus, NodeStatus
+from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
 from nexus_raft.witness import WitnessStatus, disk_bytes, rss_bytes
 
 

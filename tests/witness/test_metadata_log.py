@@ -1,7 +1,7 @@
 """The witness's durable state on real LevelDB: hard state across restarts and the metadata log.
 
 These run the sans-I/O core in the witness role over a real
-:class:`~nexus_raft.consensus.log_store.LogStore` (the store a WitnessNode
+:class:`~nexus_raft.consensus.log.store.LogStore` (the store a WitnessNode
 uses), persisting each Ready the way the node driver does.
 """
 
@@ -27,7 +27,7 @@ from nexus_raft.consensus.core.messages import (
     VoteResponse,
 )
 from nexus_raft.consensus.core.raft import Raft
-from nexus_raft.consensus.log_store import LogStore
+from nexus_raft.consensus.log.store import LogStore
 from nexus_raft.storage import Store
 from nexus_raft.witness import disk_bytes
 

@@ -13,11 +13,11 @@ from typing import Any
 import grpc
 import pytest
 
-from nexus_raft.consensus.client_types import NodeInfo
-from nexus_raft.consensus.config import derive_cluster_id
-from nexus_raft.consensus.kv_wire import NOT_LEADER, kv_pb2, kv_pb2_grpc
-from nexus_raft.consensus.log_store import LogStore
-from nexus_raft.consensus.sync_client import SyncClient
+from nexus_raft.consensus.log.store import LogStore
+from nexus_raft.consensus.node.config import derive_cluster_id
+from nexus_raft.kv.client.sync import SyncClient
+from nexus_raft.kv.client.types import NodeInfo
+from nexus_raft.kv.wire import NOT_LEADER, kv_pb2, kv_pb2_grpc
 from nexus_raft.storage import Store
 from nexus_raft.witness import disk_bytes
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from nexus_raft.consensus.client import Client
-from nexus_raft.consensus.config import NodeConfig
-from nexus_raft.consensus.kv_state_machine import KVStateMachine
-from nexus_raft.consensus.kv_wire import CLUSTER_MISMATCH, NOT_LEADER, UNAVAILABLE, kv_pb2
-from nexus_raft.consensus.log_store import LogStore
-from nexus_raft.consensus.node import RaftNode
+from nexus_raft.consensus.log.store import LogStore
+from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.node import RaftNode
 from nexus_raft.errors import ConfigError, ConsensusError, NotLeader, Unavailable
+from nexus_raft.kv.client.client import Client
+from nexus_raft.kv.state_machine import KVStateMachine
+from nexus_raft.kv.wire import CLUSTER_MISMATCH, NOT_LEADER, UNAVAILABLE, kv_pb2
 from nexus_raft.storage import Store
 from nexus_raft.transport.address import NodeAddress
 from nexus_raft.transport.client import RaftClient

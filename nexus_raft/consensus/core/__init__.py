@@ -4,6 +4,10 @@ The public surface: :class:`Raft` (fed ticks, messages and requests, hands out
 :class:`Ready`), :class:`Config`, the storage protocol :class:`LogStorage` and
 its in-memory implementation :class:`MemoryStorage`, and the values of
 ``messages`` (entries, configuration, messages, outcomes).
+
+May import: the standard library's pure modules and :mod:`nexus_raft.errors`;
+never asyncio, grpc, plyvel, time, threading or sockets (randomness comes
+from an injected ``random.Random``).
 """
 
 from nexus_raft.consensus.core.config import Config

@@ -2,7 +2,7 @@
 
 Every value here is a frozen, slotted dataclass or an enum: no dicts of
 strings. The core never does I/O; the node driver turns these into wire
-messages (``consensus/wire.py``) and the simulator passes them around as is.
+messages (``consensus/node/wire.py``) and the simulator passes them around as is.
 
 Conventions:
 - node ids are positive ints; ``0`` means "none" (no vote, no known leader).

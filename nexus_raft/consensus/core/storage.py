@@ -3,7 +3,7 @@
 The core never writes to it: the caller persists ``Ready.entries`` /
 ``Ready.hard_state`` / ``Ready.snapshot`` and then calls ``advance()``. The core
 reads stable entries back through this protocol (to send them to followers,
-to check terms). ``nexus_raft.consensus.log_store.LogStore`` implements it on
+to check terms). ``nexus_raft.consensus.log.store.LogStore`` implements it on
 LevelDB; :class:`MemoryStorage` (``core/memory_storage.py``) implements it in
 memory for the simulator and tests.
 """

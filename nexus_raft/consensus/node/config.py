@@ -1,0 +1,158 @@
+"""``NodeConfig``: everything a :class:`~nexus_raft.consensus.node.node.RaftNode` needs to run.
+
+Validation happens at construction: a wrong Python type raises ``TypeError``
+naming the field, an impossible value raises :class:`~nexus_raft.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nexus_raft.errors import ConfigError
+
+__all__ = ["NodeConfig", "derive_cluster_id"]
+
+
+def derive_cluster_id(peers: Mapping[int, str]) -> str:
+    """A stable cluster id derived from the initial membership.
+
+    Every node started with the same ``--peers`` derives the same id, and two
+    clusters with different peer sets refuse each other's traffic.
+    """
+    text = ",".join(f"{nid}={peers[nid]}" for nid in sorted(peers))
+    return "nx-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+@dataclass
+class NodeConfig:
+    """Configuration of one Raft member.
+
+    ``peers`` is the full initial membership, this node included (id -> ``host:port``).
+    ``witnesses`` marks which of those peers are witnesses. ``join`` starts a
+    node that is being added to a running cluster: it does not bootstrap a
+    configuration of its own and waits for the leader to send it one.
+
+    Timing: the core is ticked every ``tick_interval`` seconds; a follower
+    campaigns after a random ``election_ticks``..``2*election_ticks`` ticks
+    without hearing from a leader (defaults: 200-400 ms); a leader sends
+    heartbeats every ``heartbeat_ticks`` ticks.
+
+    ``max_batch_bytes`` bounds one AppendRequest (at least one entry is always
+    sent); ``max_proposal_bytes`` bounds one command (it must fit one message).
+
+    Compaction: every ``snapshot_every`` applied entries the log is compacted,
+    keeping the last ``keep_entries`` entries so a slightly slow follower still
+    catches up from the log instead of a snapshot.
+
+    ``parallel_append``: a leader sends its AppendRequests before its own
+    fsync of the same entries (safe: the core counts the leader's copy toward
+    a commit only once it is durable; votes, acknowledgements and term changes
+    are still persisted before anything that depends on them is sent). False
+    restores the strict persist-then-send order at about twice the latency.
+
+    A joining node must use the cluster's id: pass ``cluster_id`` explicitly
+    (the derived default only matches when ``peers`` is the initial peer set).
+    """
+
+    id: int
+    listen: str
+    peers: dict[int, str]
+    data_dir: str | Path
+    witnesses: frozenset[int] = frozenset()
+    cluster_id: str | None = None
+    tick_interval: float = 0.02
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    snapshot_every: int = 10_000
+    keep_entries: int = 5_000
+    max_batch_bytes: int = 1 << 20
+    max_proposal_bytes: int = 8 << 20
+    max_entries_per_msg: int = 4096
+    max_inflight_msgs: int = 64
+    pre_vote: bool = True
+    check_quorum: bool = True
+    join: bool = False
+    parallel_append: bool = True
+    tls: Any = None  # nexus_raft.transport.TLSConfig | None
+
+    def __post_init__(self) -> None:
+        _check_int("id", self.id, minimum=1)
+        if not isinstance(self.listen, str):
+            raise TypeError(f"listen must be a str, not {type(self.listen).__name__}")
+        if not self.listen:
+            raise ConfigError("listen must not be empty")
+        if not isinstance(self.peers, Mapping):
+            raise TypeError(f"peers must be a dict, not {type(self.peers).__name__}")
+        peers: dict[int, str] = {}
+        for nid, endpoint in self.peers.items():
+            _check_int("peers key", nid, minimum=1)
+            if not isinstance(endpoint, str):
+                raise TypeError(f"peers[{nid}] must be a str, not {type(endpoint).__name__}")
+            peers[nid] = endpoint
+        self.peers = peers
+        if not self.join and self.id not in peers:
+            raise ConfigError(f"peers must include this node's id {self.id} (or set join=True)")
+        if not isinstance(self.data_dir, (str, Path)):
+            raise TypeError(f"data_dir must be a str or Path, not {type(self.data_dir).__name__}")
+        if not isinstance(self.witnesses, (frozenset, set)):
+            raise TypeError(f"witnesses must be a frozenset, not {type(self.witnesses).__name__}")
+        self.witnesses = frozenset(self.witnesses)
+        for w in self.witnesses:
+            _check_int("witnesses item", w, minimum=1)
+        unknown = self.witnesses - set(peers)
+        if unknown and not self.join:
+            raise ConfigError(f"witnesses {sorted(unknown)} are not in peers")
+        if not self.join and peers and not set(peers) - self.witnesses:
+            raise ConfigError("a cluster needs at least one full (non-witness) member")
+        if self.cluster_id is not None and not isinstance(self.cluster_id, str):
+            raise TypeError(f"cluster_id must be a str, not {type(self.cluster_id).__name__}")
+        if isinstance(self.tick_interval, bool) or not isinstance(self.tick_interval, (int, float)):
+            raise TypeError(
+                f"tick_interval must be a float, not {type(self.tick_interval).__name__}"
+            )
+        if not 0.001 <= self.tick_interval <= 10.0:
+            raise ConfigError(f"tick_interval must be in [0.001, 10] s, got {self.tick_interval}")
+        _check_int("heartbeat_ticks", self.heartbeat_ticks, minimum=1)
+        _check_int("election_ticks", self.election_ticks, minimum=self.heartbeat_ticks + 1)
+        _check_int("snapshot_every", self.snapshot_every, minimum=1)
+        _check_int("keep_entries", self.keep_entries, minimum=0)
+        _check_int("max_batch_bytes", self.max_batch_bytes, minimum=1024)
+        _check_int("max_proposal_bytes", self.max_proposal_bytes, minimum=1)
+        _check_int("max_entries_per_msg", self.max_entries_per_msg, minimum=1)
+        _check_int("max_inflight_msgs", self.max_inflight_msgs, minimum=1)
+        for name in ("pre_vote", "check_quorum", "join", "parallel_append"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool")
+
+    @property
+    def is_witness(self) -> bool:
+        """Whether this node runs as a witness (no state machine, metadata log)."""
+        return self.id in self.witnesses
+
+    @property
+    def effective_cluster_id(self) -> str:
+        """``cluster_id`` or, when unset, the id derived from the initial peers."""
+        if self.cluster_id is not None:
+            return self.cluster_id
+        return derive_cluster_id(self.peers)
+
+    @property
+    def store_path(self) -> Path:
+        """Where the node's one LevelDB store lives."""
+        return Path(self.data_dir) / "store"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Where incoming snapshots are staged before they are installed."""
+        return Path(self.data_dir) / "snapshots"

@@ -1,0 +1,454 @@
+"""RaftNode: one member of a replicated state machine, on real storage and gRPC.
+
+The node wires the parts together and offers the public API; the work is
+done by its helpers:
+
+- :mod:`~nexus_raft.consensus.node.driver`: the asyncio task that ticks the
+  core, persists each Ready (one fsync per Ready), sends, hands committed
+  entries on, and advances;
+- :mod:`~nexus_raft.consensus.node.apply`: the apply task and proposal results;
+- :mod:`~nexus_raft.consensus.node.propose`: ``propose``/``propose_many``/``read_index``;
+- :mod:`~nexus_raft.consensus.node.peers`: per-peer pipelined streams;
+- :mod:`~nexus_raft.consensus.node.server`: the transport handler (peer requests);
+- :mod:`~nexus_raft.consensus.node.snapshot`: snapshot streaming and staging.
+
+One LevelDB store per node at ``<data_dir>/store`` holds the log
+(:class:`~nexus_raft.consensus.log.store.LogStore`), the state machine's trees
+and the address book (tree ``node.peers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from nexus_raft.consensus.core.config import Config
+from nexus_raft.consensus.core.messages import (
+    NONE,
+    ConfChange,
+    ConfChangeType,
+    HardState,
+    Rejected,
+    Role,
+)
+from nexus_raft.consensus.core.raft import Raft
+from nexus_raft.consensus.log.store import LogStore
+from nexus_raft.consensus.node.apply import Applier, Proposals
+from nexus_raft.consensus.node.boot import (
+    PEERS_TREE,
+    bootstrap_log,
+    load_addresses,
+    recover_position,
+)
+from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.driver import Driver
+from nexus_raft.consensus.node.peers import Peers
+from nexus_raft.consensus.node.propose import ProposeAPI
+from nexus_raft.consensus.node.server import PeerHandler
+from nexus_raft.consensus.node.status import MemberStatus, NodeStatus, build_status
+from nexus_raft.consensus.state_machine import ServesClients, StateMachine
+from nexus_raft.errors import (
+    ConfigError,
+    ConsensusError,
+    Timeout,
+    Unavailable,
+)
+from nexus_raft.storage import Store
+from nexus_raft.transport.address import NodeAddress
+from nexus_raft.transport.pool import RaftClientPool
+from nexus_raft.transport.server import RaftServer
+
+__all__ = ["MemberStatus", "NodeStatus", "RaftNode"]
+
+_log = logging.getLogger(__name__)
+
+_ROLES = {
+    "voter": ConfChangeType.ADD_VOTER,
+    "learner": ConfChangeType.ADD_LEARNER,
+    "witness": ConfChangeType.ADD_WITNESS,
+}
+
+
+class RaftNode(ProposeAPI):
+    """A Raft member: ``start()``, ``propose()``, ``read_index()``, ``status()``, ``shutdown()``.
+
+    ``state_machine`` is required unless this node is a witness
+    (``config.id in config.witnesses``), which keeps a metadata-only log and
+    applies nothing. See DESIGN.md for the contract.
+    """
+
+    def __init__(self, config: NodeConfig, state_machine: StateMachine | None = None) -> None:
+        if not isinstance(config, NodeConfig):
+            raise TypeError(f"config must be a NodeConfig, not {type(config).__name__}")
+        if config.is_witness:
+            if state_machine is not None:
+                raise ConfigError(f"node {config.id} is a witness: it takes no state machine")
+        elif state_machine is None:
+            raise ConfigError("a full member needs a state_machine")
+        elif not isinstance(state_machine, StateMachine):
+            raise TypeError(
+                f"state_machine must implement StateMachine, not {type(state_machine).__name__}"
+            )
+        self.config = config
+        self._sm = state_machine
+        self._servicers: list[Callable[[grpc.aio.Server], None]] = []
+        self._store: Store | None = None
+        self._log_store: LogStore | None = None
+        self._driver: Driver | None = None
+        self._applier: Applier | None = None
+        self._peers: Peers | None = None
+        self._server: RaftServer | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._proposals = Proposals()
+        self._ctx = itertools.count(1)
+        self._started = False
+        self._closed = False
+        self._last_compact = 0
+
+    # --- properties ---------------------------------------------------------------------
+
+    @property
+    def id(self) -> int:
+        """This member's id."""
+        return self.config.id
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster id every peer and client request must carry."""
+        return self.config.effective_cluster_id
+
+    @property
+    def state_machine(self) -> StateMachine | None:
+        """The state machine (None on a witness)."""
+        return self._sm
+
+    @property
+    def leader_id(self) -> int | None:
+        """The known leader's id, or None."""
+        d = self._driver
+        return d.leader_id if d is not None and d.leader_id != NONE else None
+
+    @property
+    def leader_address(self) -> str | None:
+        """The known leader's endpoint, or None."""
+        lid = self.leader_id
+        return None if lid is None or self._peers is None else self._peers.address(lid)
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node is the leader right now."""
+        d = self._driver
+        return d is not None and d.role is Role.LEADER
+
+    @property
+    def port(self) -> int:
+        """The bound listen port (after ``start()``)."""
+        if self._server is None:
+            raise Unavailable("node is not started")
+        return self._server.port
+
+    def add_servicer(self, register: Callable[[grpc.aio.Server], None]) -> None:
+        """Serve another gRPC service on the node's listen port (call before ``start()``)."""
+        if not callable(register):
+            raise TypeError("register must be a callable taking the grpc.aio.Server")
+        if self._started:
+            raise ConsensusError("add_servicer() must be called before start()")
+        self._servicers.append(register)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, recover, start serving peers and driving the core."""
+        if self._started:
+            raise ConsensusError("RaftNode.start() called twice")
+        self._started = True
+        cfg = self.config
+        try:
+            await self._open(cfg)
+        except BaseException:
+            await self.shutdown()
+            raise
+
+    async def _open(self, cfg: NodeConfig) -> None:
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"raft-{cfg.id}")
+        # A witness (no state machine) writes only its log: a synced store saves
+        # each Ready as one fsync'd WAL record, without the flush marker record
+        # an unsynced store needs (LogStore's _write_synced).
+        store = self._store = Store.open(cfg.store_path, sync=self._sm is None)
+        log = self._log_store = LogStore(store)
+        if not cfg.join and log.last_index() == 0 and log.hard_state == HardState():
+            bootstrap_log(log, cfg)
+        snap = log.snapshot()
+        hard = log.hard_state
+        sm_applied = self._sm.open(store) if self._sm is not None else snap.index
+        applied = max(snap.index, min(sm_applied, hard.commit, log.last_index()))
+        if sm_applied < snap.index:
+            _log.error(
+                "node %d: state machine at %d is behind the log snapshot %d",
+                cfg.id,
+                sm_applied,
+                snap.index,
+            )
+        applied_term, conf = recover_position(log, sm_applied)
+        addresses = load_addresses(store, cfg)
+        self._peers = Peers(
+            cfg.id,
+            addresses,
+            RaftClientPool(
+                cluster_id=self.cluster_id,
+                tls=cfg.tls,
+                max_message_bytes=16 << 20,
+            ),
+            self._deliver,
+            self._unreachable,
+            cluster_id=self.cluster_id,
+        )
+        self._applier = Applier(
+            self._sm,
+            self._executor,
+            self._proposals,
+            applied=max(sm_applied, snap.index),
+            applied_term=applied_term,
+            conf=conf,
+            on_conf=self._on_conf_applied,
+            on_applied=self._on_applied,
+        )
+        self._last_compact = snap.index
+        raft = Raft(
+            Config(
+                id=cfg.id,
+                election_tick=cfg.election_ticks,
+                heartbeat_tick=cfg.heartbeat_ticks,
+                max_size_per_msg=cfg.max_batch_bytes,
+                max_entries_per_msg=cfg.max_entries_per_msg,
+                max_inflight_msgs=cfg.max_inflight_msgs,
+                pre_vote=cfg.pre_vote,
+                check_quorum=cfg.check_quorum,
+                applied=applied,
+                max_proposal_bytes=cfg.max_proposal_bytes,
+            ),
+            log,
+            random.Random(),
+        )
+        self._driver = Driver(
+            node_id=cfg.id,
+            raft=raft,
+            log=log,
+            applier=self._applier,
+            peers=self._peers,
+            executor=self._executor,
+            cluster_id=self.cluster_id,
+            tick_interval=cfg.tick_interval,
+            witness=cfg.is_witness,
+            proposals=self._proposals,
+            on_addresses=self._learn_addresses,
+            parallel_append=cfg.parallel_append,
+        )
+        self._register_client_services()
+        handler = PeerHandler(self._driver, None if cfg.is_witness else cfg.snapshot_dir)
+        self._server = RaftServer(
+            handler,
+            cfg.listen,
+            tls=cfg.tls,
+            extra_servicers=self._servicers,
+            cluster_id=self.cluster_id,
+        )
+        await self._server.start()
+        self._applier.start()
+        self._driver.start()
+        _log.info(
+            "node %d started on %s (term %d, commit %d, applied %d, last %d)%s",
+            cfg.id,
+            self._server.endpoint,
+            hard.term,
+            hard.commit,
+            applied,
+            log.last_index(),
+            " as a witness" if cfg.is_witness else "",
+        )
+
+    def _register_client_services(self) -> None:
+        # An application state machine may bring its own API (the KV service);
+        # servicers given with add_servicer() take its place.
+        if not self._servicers and isinstance(self._sm, ServesClients):
+            self._servicers.extend(self._sm.client_services(self))
+
+    async def shutdown(self) -> None:
+        """Stop serving and ticking, finish applying, close everything. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            await self._server.stop(grace=0.2)
+        if self._driver is not None:
+            await self._driver.stop()
+        if self._applier is not None:
+            await self._applier.stop()
+        self._proposals.fail_all(Unavailable("node is shutting down"))
+        if self._peers is not None:
+            await self._peers.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self._sm is not None and self._store is not None:
+            self._sm.close()
+        if self._store is not None:
+            self._store.close()
+        _log.info("node %d stopped", self.config.id)
+
+    async def __aenter__(self) -> RaftNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    # --- internal callbacks ----------------------------------------------------------------
+
+    def _running(self) -> Driver:
+        d = self._driver
+        if d is None or self._closed:
+            raise Unavailable("node is not running")
+        if d.failed is not None:
+            raise Unavailable(f"node failed: {d.failed}")
+        return d
+
+    def _deliver(self, m: Any) -> None:
+        if self._driver is not None:
+            self._driver.deliver(m)
+
+    def _unreachable(self, node_id: int) -> None:
+        if self._driver is not None:
+            self._driver.unreachable(node_id)
+
+    def _learn_addresses(self, learned: dict[int, str]) -> None:
+        peers, store = self._peers, self._store
+        if peers is None or store is None:
+            return
+        tree = store.tree(PEERS_TREE)
+        for nid, endpoint in learned.items():
+            if nid in self.config.peers and nid != self.config.id:
+                continue  # the operator's configuration wins
+            try:
+                NodeAddress(nid, endpoint)
+            except (ValueError, TypeError):
+                _log.warning("node %d: ignoring bad endpoint %r for %d", self.id, endpoint, nid)
+                continue
+            if peers.set_address(nid, endpoint):
+                tree.set(str(nid).encode(), endpoint.encode())
+
+    def _on_conf_applied(self, index: int, cc: ConfChange) -> None:
+        _log.info(
+            "node %d: configuration change applied at %d: %s %d",
+            self.id,
+            index,
+            cc.type.name,
+            cc.node_id,
+        )
+        if cc.type is ConfChangeType.REMOVE:
+            if cc.node_id == self.id:
+                _log.warning("node %d: this node was removed from the cluster", self.id)
+            elif self._peers is not None and self._store is not None:
+                self._store.tree(PEERS_TREE).delete(str(cc.node_id).encode())
+                self._peers.spawn(self._peers.forget(cc.node_id), f"forget-{cc.node_id}")
+
+    def _on_applied(self, applied: int) -> None:
+        cfg = self.config
+        if applied - self._last_compact < cfg.snapshot_every:
+            return
+        self._last_compact = applied
+        target = applied - cfg.keep_entries
+        d = self._driver
+        if target > 0 and d is not None and not self._closed and d.failed is None:
+            d.submit(lambda: d.compact(target))
+
+    # --- the public API -------------------------------------------------------------------
+
+    async def add_member(
+        self, node_id: int, endpoint: str, role: str = "voter", *, timeout: float = 5.0
+    ) -> None:
+        """Add a member (``role`` voter, learner or witness); ``voter`` also promotes a learner."""
+        if isinstance(node_id, bool) or not isinstance(node_id, int):
+            raise TypeError(f"node_id must be an int, not {type(node_id).__name__}")
+        if not isinstance(endpoint, str):
+            raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
+        if not isinstance(role, str):
+            raise TypeError(f"role must be a str, not {type(role).__name__}")
+        if role not in _ROLES:
+            raise ConfigError(f"role must be one of {sorted(_ROLES)}, got {role!r}")
+        NodeAddress(node_id, endpoint)  # ValueError for a bad endpoint, before proposing
+        cc = ConfChange(_ROLES[role], node_id, endpoint.encode("utf-8"))
+        await self._conf_change(cc, timeout)
+
+    async def remove_member(self, node_id: int, *, timeout: float = 5.0) -> None:
+        """Remove a member (voter, learner or witness)."""
+        if isinstance(node_id, bool) or not isinstance(node_id, int):
+            raise TypeError(f"node_id must be an int, not {type(node_id).__name__}")
+        await self._conf_change(ConfChange(ConfChangeType.REMOVE, node_id), timeout)
+
+    async def _conf_change(self, cc: ConfChange, timeout: float) -> None:
+        if not self.is_leader:
+            raise self._not_leader()
+        await self._propose_op(lambda r: r.propose_conf_change(cc), timeout, "configuration change")
+
+    async def transfer_leadership(self, node_id: int, *, timeout: float = 5.0) -> None:
+        """Hand leadership to ``node_id`` and wait until it leads."""
+        if isinstance(node_id, bool) or not isinstance(node_id, int):
+            raise TypeError(f"node_id must be an int, not {type(node_id).__name__}")
+        d = self._running()
+        if d.leader_id == node_id:
+            return
+        if d.role is not Role.LEADER:
+            raise self._not_leader()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def op() -> None:
+            out = d.raft.transfer_leadership(node_id)
+            if isinstance(out, Rejected):
+                fut.set_exception(self._rejection(out))
+            else:
+                fut.set_result(None)
+
+        d.submit(op)
+        await self._wait(fut, timeout, "leadership transfer")
+        if not await d.wait_leader(lambda lid: lid == node_id, timeout):
+            raise Timeout(f"node {node_id} did not take over within {timeout}s")
+
+    async def snapshot(self) -> int:
+        """Snapshot now: compact the log up to the applied index; returns that index."""
+        d = self._running()
+        assert self._applier is not None
+        applier = self._applier
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def op() -> None:
+            try:
+                fut.set_result(await d.compact(applier.applied))
+            except Exception as exc:
+                fut.set_exception(exc)
+
+        d.submit(op)
+        index = await self._wait(fut, 60.0, "snapshot")
+        self._last_compact = max(self._last_compact, index)
+        return index
+
+    def status(self) -> NodeStatus:
+        """Role, term, leader, log positions and the members as this node sees them."""
+        d = self._running()
+        assert self._applier is not None and self._log_store is not None
+        assert self._peers is not None
+        return build_status(
+            d.raft.status(),
+            applied=self._applier.applied,
+            snapshot_index=self._log_store.snapshot().index,
+            addresses=self._peers.addresses,
+            witness=self.config.is_witness,
+        )

@@ -1,0 +1,297 @@
+"""Leader-following RPC routing for the KV client.
+
+:class:`Router` owns one gRPC channel per member address and sends a unary KV
+RPC to the member most likely to serve it, retrying until the caller's
+deadline:
+
+* ``NOT_LEADER`` naming a leader: go there at once (no backoff; a hop limit
+  stops a ping-pong between two members with stale views);
+* ``NOT_LEADER`` without a leader (an election is under way): ask the next
+  member after a short backoff (10 ms doubling to 50 ms), so the new leader
+  is found within a few tens of milliseconds of its election;
+* ``UNAVAILABLE``, ``TIMEOUT``, a refused connection or a per-attempt
+  deadline: try the next member after an exponential backoff with jitter
+  (20 ms doubling to 500 ms);
+* any other error code is final and raised as its ``NexusRaftError``.
+
+Every retry re-sends the same request message, so a write keeps its
+(client_id, seq) and the state machine applies it at most once. A per-attempt
+deadline (default 1 s) keeps one paused or partitioned member from eating the
+whole budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from nexus_raft.errors import NexusRaftError, NotLeader, Timeout, TooLarge, Unavailable
+from nexus_raft.kv.wire import (
+    NOT_LEADER,
+    OK,
+    RETRYABLE_CODES,
+    exception_from_error,
+    kv_pb2_grpc,
+)
+from nexus_raft.transport.address import parse_endpoint
+from nexus_raft.transport.options import channel_options
+
+__all__ = ["Router", "normalize_endpoint"]
+
+_log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL = 0.02
+BACKOFF_MAX = 0.5
+ELECTION_BACKOFF_INITIAL = 0.01
+ELECTION_BACKOFF_MAX = 0.05
+MAX_REDIRECTS = 4
+"""Redirects followed without backoff before the router starts to back off."""
+
+# gRPC failures after which another member (or a later attempt) may succeed.
+_RETRY_GRPC = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNIMPLEMENTED,  # e.g. a witness without the KV service
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+
+def normalize_endpoint(endpoint: str) -> tuple[str, bool]:
+    """``[http(s)://]host:port`` -> (``host:port``, tls); ``ValueError`` if malformed."""
+    host, port, tls = parse_endpoint(endpoint)
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}", tls
+
+
+class Backoff:
+    """Exponential backoff with full jitter; :meth:`reset` after a success."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        initial: float = BACKOFF_INITIAL,
+        maximum: float = BACKOFF_MAX,
+    ) -> None:
+        self._rng = rng
+        self._initial = initial
+        self._maximum = maximum
+        self._next = initial
+
+    def reset(self) -> None:
+        """Start again from the initial delay."""
+        self._next = self._initial
+
+    def delay(self) -> float:
+        """The next delay to sleep (doubles up to the maximum)."""
+        current = self._next
+        self._next = min(self._maximum, self._next * 2)
+        return current / 2 + self._rng.random() * current / 2
+
+
+class Router:
+    """Channels to the members and the current guess of who leads."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        attempt_timeout: float,
+        tls: Any = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        known: list[str] = []
+        any_tls = False
+        for endpoint in endpoints:
+            target, is_tls = normalize_endpoint(endpoint)
+            any_tls = any_tls or is_tls
+            if target not in known:
+                known.append(target)
+        if not known:
+            raise ValueError("at least one endpoint is required")
+        self._known = known
+        self._tls = tls
+        self._use_tls = any_tls or tls is not None
+        self._attempt_timeout = attempt_timeout
+        self._rng = rng or random.Random()
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, Any] = {}
+        self._leader: str | None = None
+        self._cursor = 0
+        self._closed = False
+
+    # --- state ----------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every member address known so far (given ones first, learned ones after)."""
+        return list(self._known)
+
+    @property
+    def leader(self) -> str | None:
+        """The address believed to lead, or None while unknown."""
+        return self._leader
+
+    @property
+    def rng(self) -> random.Random:
+        """The router's random source (also used for backoff jitter elsewhere)."""
+        return self._rng
+
+    def current(self) -> str:
+        """Where to send the next request: the leader if known, else the next member."""
+        if self._leader is not None:
+            return self._leader
+        return self._known[self._cursor % len(self._known)]
+
+    def note_leader(self, address: str | None) -> None:
+        """Remember ``address`` as the leader (None: unknown)."""
+        if address is None:
+            self._leader = None
+            return
+        target, _ = normalize_endpoint(address)
+        if target not in self._known:
+            self._known.append(target)
+        self._leader = target
+
+    def mark_failed(self, target: str) -> None:
+        """``target`` could not serve: forget it as leader and move the cursor past it."""
+        if self._leader == target:
+            self._leader = None
+        if target in self._known and self._known[self._cursor % len(self._known)] == target:
+            self._cursor += 1
+
+    def stub(self, target: str) -> Any:
+        """The KV stub for ``target`` (one channel per address, created on first use)."""
+        if self._closed:
+            raise Unavailable("the client is closed")
+        stub = self._stubs.get(target)
+        if stub is None:
+            options = channel_options()
+            if self._use_tls:
+                creds = (
+                    self._tls.channel_credentials()
+                    if self._tls is not None
+                    else grpc.ssl_channel_credentials()
+                )
+                channel = grpc.aio.secure_channel(target, creds, options=options)
+            else:
+                channel = grpc.aio.insecure_channel(target, options=options)
+            self._channels[target] = channel
+            stub = kv_pb2_grpc.KVStub(channel)
+            self._stubs[target] = stub
+        return stub
+
+    async def close(self) -> None:
+        """Close every channel (idempotent)."""
+        self._closed = True
+        channels = list(self._channels.values())
+        self._channels.clear()
+        self._stubs.clear()
+        for channel in channels:
+            await channel.close(grace=None)
+
+    # --- calls ----------------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        request: Any,
+        *,
+        deadline: float,
+        endpoint: str | None = None,
+        learn_leader: bool = False,
+    ) -> tuple[Any, str]:
+        """Send ``request`` with ``method`` until a member answers OK; return (response, target).
+
+        ``endpoint``: only ever ask that member (NOT_LEADER is then final).
+        ``learn_leader``: an OK answer proves the target leads (writes and
+        membership changes), so remember it; reads and status may be answered
+        by any member and teach nothing.
+        """
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(self._rng)
+        election = Backoff(self._rng, ELECTION_BACKOFF_INITIAL, ELECTION_BACKOFF_MAX)
+        fixed = normalize_endpoint(endpoint)[0] if endpoint is not None else None
+        redirects = 0
+        unreachable: set[str] = set()  # failed during this call: redirects there are stale
+        last: NexusRaftError | None = None
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise _give_up(method, last)
+            target = fixed or self.current()
+            attempt = min(remaining, self._attempt_timeout)
+            try:
+                resp = await getattr(self.stub(target), method)(request, timeout=attempt)
+            except grpc.aio.AioRpcError as err:
+                code = err.code()
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise TooLarge(f"{target}: request too large: {err.details()}") from None
+                if code not in _RETRY_GRPC:
+                    raise Unavailable(f"{target}: {code.name}: {err.details()}") from None
+                last = (
+                    Timeout(f"{target} did not answer within {attempt:.2f}s")
+                    if code == grpc.StatusCode.DEADLINE_EXCEEDED
+                    else Unavailable(f"{target} is unreachable ({code.name}: {err.details()})")
+                )
+                _log.debug("%s to %s failed: %s", method, target, last)
+                unreachable.add(target)
+                self.mark_failed(target)
+                await _sleep_within(backoff.delay(), deadline, loop)
+                continue
+            error = resp.error
+            if error.code == OK:
+                if learn_leader and fixed is None:
+                    self._leader = target
+                return resp, target
+            exc = exception_from_error(error, where=target)
+            if error.code not in RETRYABLE_CODES or (
+                fixed is not None and error.code == NOT_LEADER
+            ):
+                raise exc
+            last = exc
+            if error.code == NOT_LEADER and isinstance(exc, NotLeader):
+                named = normalize_endpoint(exc.leader_address)[0] if exc.leader_address else None
+                if named is not None and named != target and named not in unreachable:
+                    self.note_leader(exc.leader_address)
+                    redirects += 1
+                    if redirects <= MAX_REDIRECTS:
+                        continue
+                else:
+                    # No leader known, or only one that just failed to answer
+                    # us (a stale view): an election is under way.
+                    self.mark_failed(target)
+                    await _sleep_within(election.delay(), deadline, loop)
+                    continue
+            elif fixed is None:
+                self.mark_failed(target)
+            await _sleep_within(backoff.delay(), deadline, loop)
+
+
+async def _sleep_within(delay: float, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+    await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
+
+
+def _give_up(method: str, last: NexusRaftError | None) -> NexusRaftError:
+    """The exception raised when the deadline passed, naming the last failure."""
+    if last is None:
+        return Timeout(f"{method}: deadline passed before any member was tried")
+    reason = f"{method} gave up at its deadline; last failure: {last}"
+    if isinstance(last, NotLeader):
+        return NotLeader(
+            f"{reason} (no leader was reachable)",
+            leader_id=last.leader_id,
+            leader_address=last.leader_address,
+        )
+    if isinstance(last, Timeout):
+        return Timeout(reason)
+    return Unavailable(reason)

@@ -1,0 +1,155 @@
+"""WatchStream: a prefix watch that survives member failures.
+
+The stream reads the server-streaming ``Watch`` RPC from one member. When that
+member goes away (killed, restarted, removed), the stream reconnects to
+another one and asks for the history from just after the last revision it
+delivered, so no event is lost and none is delivered twice:
+
+* ``position`` is the highest revision already covered: the last delivered
+  event's revision, or, for a live-only watch (``start_revision`` 0), the
+  serving member's revision when the first stream was established;
+* events with ``revision <= position`` are dropped (a lagging member may
+  replay some again);
+* reconnects back off; if no member accepts the watch for ``timeout``
+  seconds in a row, the iterator raises ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+import grpc
+
+from nexus_raft.errors import NexusRaftError, Unavailable
+from nexus_raft.kv.client.router import Backoff, Router
+from nexus_raft.kv.client.types import WatchEvent
+from nexus_raft.kv.wire import OK, RETRYABLE_CODES, exception_from_error, kv_pb2
+
+__all__ = ["WatchStream"]
+
+_log = logging.getLogger(__name__)
+
+
+class WatchStream:
+    """Async iterator of :class:`WatchEvent` under one prefix; ``close()`` or ``async with``."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        cluster_id: str,
+        prefix: bytes,
+        start_revision: int,
+        timeout: float,
+    ) -> None:
+        self._router = router
+        self._cluster_id = cluster_id
+        self._prefix = prefix
+        self._live_only = start_revision == 0
+        self._position = max(0, start_revision - 1)
+        self._established = False
+        self._timeout = timeout
+        self._call: Any = None
+        self._target = ""
+        self._buffer: deque[WatchEvent] = deque()
+        self._backoff = Backoff(router.rng)
+        self._closed = False
+        self.reconnects = 0
+        """How many times the stream moved to a (possibly other) member."""
+
+    @property
+    def position(self) -> int:
+        """Highest revision covered so far (resume point minus one)."""
+        return self._position
+
+    def __aiter__(self) -> WatchStream:
+        return self
+
+    async def __aenter__(self) -> WatchStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop watching (idempotent); iteration then ends."""
+        self._closed = True
+        self._drop_call()
+
+    def _drop_call(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    async def __anext__(self) -> WatchEvent:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._timeout
+        last: NexusRaftError | None = None
+        while True:
+            if self._buffer:
+                return self._buffer.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            if loop.time() >= give_up_at:
+                raise Unavailable(
+                    f"watch on {self._prefix!r}: no member served it for {self._timeout:.1f}s"
+                    + (f"; last failure: {last}" if last else "")
+                )
+            if self._call is None:
+                self._open()
+            target = self._target
+            try:
+                resp = await self._call.read()
+            except grpc.aio.AioRpcError as err:
+                if self._closed:
+                    raise StopAsyncIteration from None
+                last = Unavailable(f"{target}: watch stream broke ({err.code().name})")
+                await self._reconnect_later(target, last)
+                continue
+            except asyncio.CancelledError:
+                if self._closed:
+                    raise StopAsyncIteration from None
+                raise
+            if resp is grpc.aio.EOF:
+                last = Unavailable(f"{target}: watch stream ended")
+                await self._reconnect_later(target, last)
+                continue
+            if resp.error.code != OK:
+                exc = exception_from_error(resp.error, where=target)
+                if resp.error.code not in RETRYABLE_CODES:
+                    self._drop_call()
+                    raise exc
+                last = exc
+                await self._reconnect_later(target, exc)
+                continue
+            # A healthy message: the give-up clock restarts.
+            give_up_at = loop.time() + self._timeout
+            self._backoff.reset()
+            if not self._established:
+                self._established = True
+                if self._live_only:
+                    self._position = max(self._position, int(resp.revision))
+            for pb in resp.events:
+                event = WatchEvent.from_pb(pb)
+                if event.revision <= self._position:
+                    continue  # already delivered before a reconnect
+                self._position = event.revision
+                self._buffer.append(event)
+
+    def _open(self) -> None:
+        self._target = self._router.current()
+        start = self._position + 1 if self._established or not self._live_only else 0
+        request = kv_pb2.WatchRequest(
+            cluster_id=self._cluster_id, prefix=self._prefix, start_revision=start
+        )
+        self._call = self._router.stub(self._target).Watch(request)
+
+    async def _reconnect_later(self, target: str, why: NexusRaftError) -> None:
+        _log.debug("watch: moving away from %s: %s", target, why)
+        self._drop_call()
+        self._router.mark_failed(target)
+        self.reconnects += 1
+        await asyncio.sleep(self._backoff.delay())
