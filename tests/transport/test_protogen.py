@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from nexus_raft.transport import protogen
+import pytest
+
+from nexus_raft.transport import etcdproto, protogen
 
 
 def test_generated_code_is_fresh() -> None:
@@ -15,16 +17,19 @@ def test_generated_code_is_fresh() -> None:
 
 
 def test_every_proto_is_generated_with_package_relative_imports(tmp_path: Path) -> None:
-    written = {p.name for p in protogen.generate(tmp_path)}
+    written = {p.relative_to(tmp_path).as_posix() for p in protogen.generate(tmp_path)}
     for src in protogen.proto_sources():
-        stem = src.stem
+        rel = src.relative_to(protogen.PROTO_DIR).with_suffix("")
+        stem = rel.as_posix()
         assert {f"{stem}_pb2.py", f"{stem}_pb2.pyi", f"{stem}_pb2_grpc.py"} <= written
         grpc_module = ast.parse((tmp_path / f"{stem}_pb2_grpc.py").read_text())
+        stem = rel.name
         relative = [
             node for node in ast.walk(grpc_module)
             if isinstance(node, ast.ImportFrom) and node.level == 1
         ]
-        assert any(a.name == f"{stem}_pb2" for n in relative for a in n.names)
+        if "service " in src.read_text():
+            assert any(a.name == f"{stem}_pb2" for n in relative for a in n.names)
         absolute = [
             a.name for node in ast.walk(grpc_module)
             if isinstance(node, ast.Import) for a in node.names
@@ -33,6 +38,7 @@ def test_every_proto_is_generated_with_package_relative_imports(tmp_path: Path) 
     # Regenerating is deterministic.
     again = tmp_path / "again"
     protogen.generate(again)
+    assert "etcd/_pool.py" in written
     for name in written:
         assert (again / name).read_bytes() == (tmp_path / name).read_bytes()
 
@@ -65,3 +71,54 @@ def test_transport_imports_nothing_else_of_nexus_raft() -> None:
                     assert name == "nexus_raft.errors" or name.startswith(
                         "nexus_raft.transport"
                     ), f"{path.name} imports {name}"
+
+
+def test_etcd_protos_are_etcds_own_stripped_plus_the_35_additions() -> None:
+    # The checked-in copies are what `make proto` derives from Debian's
+    # golang-etcd-server-dev (CI installs it; a laptop without it skips).
+    if not etcdproto.DEBIAN_SOURCE.is_dir():
+        pytest.skip("golang-etcd-server-dev is not installed")
+    for name, text in etcdproto.derive().items():
+        assert (protogen.PROTO_DIR / "etcd" / name).read_text() == text, name
+
+
+def test_strip_annotations_removes_gateway_and_gogo_options_only() -> None:
+    source = (
+        'syntax = "proto3";\npackage p;\n\nimport "gogoproto/gogo.proto";\n'
+        'import "etcd/mvcc/mvccpb/kv.proto";\n\n// for grpc-gateway\n'
+        'import "google/api/annotations.proto";\n\noption (gogoproto.marshaler_all) = true;\n'
+        "service S {\n  rpc A(X) returns (stream Y) {\n      option (google.api.http) = {\n"
+        '        post: "/a"\n        body: "*"\n        additional_bindings {\n'
+        '            post: "/b"\n        }\n    };\n  }\n}\n'
+        "message X {\n  int64 a = 1 [(gogoproto.nullable) = false];\n}\n"
+    )
+    out = etcdproto.strip_annotations(source)
+    assert "gogoproto" not in out and "google" not in out
+    assert 'import "nexus_raft/transport/proto/etcd/kv.proto";' in out
+    assert "rpc A(X) returns (stream Y) {}" in out
+    assert "int64 a = 1;" in out
+
+
+def test_etcd_messages_live_in_a_private_descriptor_pool() -> None:
+    # Another library's generated etcd code (e.g. an etcd client) can then
+    # define the same etcdserverpb symbols in the default pool, in one process.
+    from google.protobuf import descriptor_pool
+
+    from nexus_raft.transport._generated.etcd import rpc_pb2
+
+    assert rpc_pb2.DESCRIPTOR.pool is not descriptor_pool.Default()
+    with pytest.raises(KeyError):
+        descriptor_pool.Default().FindMessageTypeByName("etcdserverpb.RangeRequest")
+    other = descriptor_pool.Default().AddSerializedFile(_kv_only_copy())
+    assert other.package == "mvccpb"
+
+
+def _kv_only_copy() -> bytes:
+    """etcd's kv.proto registered under another file name (what a client library does)."""
+    from google.protobuf import descriptor_pb2
+
+    from nexus_raft.transport._generated.etcd import kv_pb2
+
+    proto = descriptor_pb2.FileDescriptorProto.FromString(kv_pb2.DESCRIPTOR.serialized_pb)
+    proto.name = "etcd/api/mvccpb/kv.proto"
+    return proto.SerializeToString()
