@@ -160,6 +160,9 @@ class ApplyPass:
             return self._execute(index, cmd)  # no session: the hot path of plain writes
         sessions = self.sm._sessions
         if ts:
+            # Log time, not the leader's clock: a clock jump must not expire
+            # a session while its client retries (see kv.sessions).
+            ts = sessions.log_time(index, ts)
             for expired in sessions.expire(ts):
                 self._drop_session(expired)
         if client_id:

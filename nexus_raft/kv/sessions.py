@@ -8,10 +8,28 @@ Determinism: every replica must make the same decisions from the same log,
 including after restarts and snapshot installs. So the table depends only on
 what it persists (``kv.sessions``) and on the commands themselves: the LRU
 order is the order of ``last_index`` (the log index of each client's last
-applied write, which only grows), and expiry compares the *command's*
-``timestamp_ms`` with each session's, never the local clock. A retry that
-answers from the table changes nothing (it is not a "use"), so it needs no
-write either.
+applied write, which only grows), and expiry runs on *log time*, never on
+the local clock. A retry that answers from the table changes nothing (it is
+not a "use"), so it needs no write either.
+
+Log time (the expiry rule). Each write carries its leader's wall clock
+(``timestamp_ms``), but a leader's clock can jump (NTP step, a bad clock, a
+new leader running ahead), and expiring by it would drop a session in the
+middle of its client's retry: the retry then applies twice. So the table
+keeps a *log clock*: the newest session's time. A command at log index ``i``
+with leader time ``t`` reads the clock as::
+
+    now = max(newest.time, min(t, newest.time + (i - newest.index) * step_ms))
+
+It never moves backwards, and it advances by at most ``step_ms`` (1 ms by
+default) per log index whatever the leader's clock says. A session expires
+when ``now - session.time > ttl``; so after its last use a session survives
+at least ``ttl / step_ms`` log entries (3.6 million with the defaults),
+however far any clock jumps, and with sane clocks and more than one entry per
+``step_ms`` it expires after ``ttl`` of real time. With fewer entries the log
+clock lags real time and sessions live longer (the ``max_sessions`` LRU bound
+still holds). Sessions are stamped with ``now``, so the clock needs no record
+of its own: it is recomputed from the table after a restart or a restore.
 """
 
 from __future__ import annotations
@@ -75,16 +93,23 @@ class SessionTable:
     Invariant: iteration order of ``_sessions`` is ascending ``last_index``.
     """
 
-    __slots__ = ("_max", "_sessions", "_ttl_ms")
+    __slots__ = ("_max", "_sessions", "_step_ms", "_ttl_ms")
 
-    def __init__(self, *, max_sessions: int = 10_000, ttl_ms: int = 3_600_000) -> None:
-        for name, value in (("max_sessions", max_sessions), ("ttl_ms", ttl_ms)):
+    def __init__(
+        self, *, max_sessions: int = 10_000, ttl_ms: int = 3_600_000, step_ms: int = 1
+    ) -> None:
+        for name, value in (
+            ("max_sessions", max_sessions),
+            ("ttl_ms", ttl_ms),
+            ("step_ms", step_ms),
+        ):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
             if value < 1:
                 raise ValueError(f"{name} must be positive")
         self._max = max_sessions
         self._ttl_ms = ttl_ms
+        self._step_ms = step_ms
         self._sessions: OrderedDict[int, Session] = OrderedDict()
 
     def __len__(self) -> int:
@@ -116,8 +141,22 @@ class SessionTable:
             return Verdict.DUPLICATE, s.result
         return Verdict.STALE, b""
 
+    def log_time(self, index: int, timestamp_ms: int) -> int:
+        """The log clock for a command at ``index`` stamped ``timestamp_ms`` by its leader.
+
+        See the module docstring: never below the newest session's time, never
+        more than ``step_ms`` per log index above it. With no session yet
+        there is nothing to expire, and the leader's time is taken as is.
+        """
+        sessions = self._sessions
+        if not sessions:
+            return timestamp_ms
+        newest = next(reversed(sessions.values()))
+        ceiling = newest.timestamp_ms + max(0, index - newest.last_index) * self._step_ms
+        return max(newest.timestamp_ms, min(timestamp_ms, ceiling))
+
     def expire(self, now_ms: int) -> list[int]:
-        """Drop sessions idle for longer than the TTL as of ``now_ms`` (a command timestamp).
+        """Drop sessions idle for longer than the TTL as of ``now_ms`` (log time, :meth:`log_time`).
 
         Sweeps from the least recently used end and stops at the first live
         session: O(expired), and the same on every replica.

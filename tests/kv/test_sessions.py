@@ -79,12 +79,52 @@ def test_lru_eviction_by_last_applied_write(store: Store) -> None:
 
 def test_expiry_uses_command_timestamps(store: Store) -> None:
     sm = KVStateMachine(store, session_ttl_ms=10_000)
-    sm.apply(1, put("a", b"1", client=1, seq=1, ts=1_000))
-    sm.apply(2, put("b", b"1", client=2, seq=1, ts=5_000))
-    sm.apply(3, put("c", b"1", client=3, seq=1, ts=11_500))  # client 1 idle 10.5 s: expired
+    # Index gaps as large as the time gaps (1 ms per index): log time follows
+    # the leaders' clocks, so expiry is by their timestamps.
+    sm.apply(1_000, put("a", b"1", client=1, seq=1, ts=1_000))
+    sm.apply(5_000, put("b", b"1", client=2, seq=1, ts=5_000))
+    sm.apply(11_500, put("c", b"1", client=3, seq=1, ts=11_500))  # client 1 idle 10.5 s
     assert 1 not in _clients(store) and {2, 3} <= _clients(store)
-    r = KVResult.decode(sm.apply(4, put("a", b"2", client=1, seq=1, ts=11_600)))
-    assert r.ok and sm.get("a") == (b"2", 4)
+    r = KVResult.decode(sm.apply(11_600, put("a", b"2", client=1, seq=1, ts=11_600)))
+    assert r.ok and sm.get("a") == (b"2", 11_600)
+
+
+def test_leader_clock_jump_does_not_expire_a_session_mid_retry(store: Store) -> None:
+    """A leader's clock jumps forward by more than the TTL while a client retries.
+
+    Client 1's put is applied but its answer is lost; client 2 then writes the
+    same key; the leader's clock steps forward by two hours; client 1 retries
+    its put (same session, same seq). Expiring by the leader's clock dropped
+    client 1's session first, so the retry applied again and overwrote client
+    2's acknowledged write. Log time advances at most 1 ms per log index, so
+    the session is still there and the retry is answered from it.
+    """
+    sm = KVStateMachine(store, session_ttl_ms=3_600_000)
+    t0 = 1_700_000_000_000
+    first = sm.apply(1, put("k", b"from-1", client=1, seq=1, ts=t0))
+    sm.apply(2, put("k", b"from-2", client=2, seq=1, ts=t0 + 5))
+    jumped = t0 + 2 * 3_600_000
+    retry = sm.apply(3, put("k", b"from-1", client=1, seq=1, ts=jumped))
+    assert retry == first  # the stored answer, not a second application
+    assert sm.get("k") == (b"from-2", 2)
+    assert {1, 2} <= _clients(store)
+    # The clock still moves: ttl / 1 ms = 3.6 million entries later, it has expired.
+    sm.apply(3_600_010, put("x", b"1", client=3, seq=1, ts=jumped))
+    assert 1 not in _clients(store) and 3 in _clients(store)
+
+
+def test_log_time_never_moves_backwards_and_is_bounded_per_index() -> None:
+    t = SessionTable(ttl_ms=1_000, step_ms=2)
+    assert t.log_time(5, 10_000) == 10_000  # no session yet: the leader's time
+    t.record(1, 1, b"", index=5, timestamp_ms=10_000)
+    assert t.log_time(6, 9_000) == 10_000  # a clock behind: the log clock stays
+    assert t.log_time(6, 99_000) == 10_002  # a jump: at most step_ms per index
+    assert t.log_time(105, 10_150) == 10_150  # sane clocks are followed
+    t.record(2, 1, b"", index=105, timestamp_ms=10_150)
+    assert t.log_time(600, 99_999) == 11_140
+    assert t.expire(t.log_time(600, 99_999)) == [1]  # idle 1,140 ms of log time
+    with pytest.raises(ValueError):
+        SessionTable(step_ms=0)
 
 
 def _clients(store: Store) -> set[int]:
