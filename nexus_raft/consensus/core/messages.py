@@ -332,6 +332,7 @@ class RejectReason(enum.Enum):
     TRANSFERRING = "leadership transfer in progress"
     WITNESS = "a witness serves no proposals or reads"
     CONF_CHANGE_PENDING = "another configuration change is pending"
+    LEADER_NOT_READY = "the leader has not yet committed an entry of its term"
     INVALID_CONF_CHANGE = "invalid configuration change"
     TOO_LARGE = "proposal too large"
     NOT_MEMBER = "no such member"

@@ -246,13 +246,25 @@ class Raft(FollowerSide, Election, Replication):
         return Accepted(index, term)
 
     def propose_conf_change(self, cc: ConfChange) -> Outcome:
-        """Append a single-server membership change; it takes effect once appended."""
+        """Append a single-server membership change; it takes effect once appended.
+
+        Refused (``LEADER_NOT_READY``) until an entry of this leader's term has
+        committed, and (``CONF_CHANGE_PENDING``) while an earlier change is
+        uncommitted: one change at a time, each from a known configuration.
+        """
         if not isinstance(cc, ConfChange):
             raise TypeError(f"cc must be a ConfChange, not {type(cc).__name__}")
         refused = self._refuse_proposal()
         if refused is not None:
             return refused
-        if self.pending_conf_index > self.log.committed:
+        lg = self.log
+        if lg.term_or_zero(lg.committed) != self.term:
+            # Until an entry of its term commits, this leader may not know the
+            # latest configuration: an uncommitted change of an earlier term can
+            # still win, and a change appended now could differ from it by two
+            # members (Ongaro, raft-dev 2015). Refused, not queued: retry.
+            return Rejected(RejectReason.LEADER_NOT_READY, self.id)
+        if self.pending_conf_index > lg.committed:
             return Rejected(RejectReason.CONF_CHANGE_PENDING, self.id)
         if validate_conf_change(self.conf_state, cc) is not None:
             return Rejected(RejectReason.INVALID_CONF_CHANGE, self.id)

@@ -88,6 +88,11 @@ class ProposeAPI:
             return self._not_leader(out.leader_id)
         if out.reason is RejectReason.TRANSFERRING:
             return Unavailable("leadership transfer in progress; retry shortly")
+        if out.reason is RejectReason.LEADER_NOT_READY:
+            return Unavailable(
+                f"node {self.id} was just elected and has not yet committed an entry of its"
+                " term; configuration changes wait for that: retry shortly"
+            )
         if out.reason is RejectReason.TOO_LARGE:
             return TooLarge(f"proposal larger than {self.config.max_proposal_bytes} bytes")
         return ConsensusError(out.reason.value)

@@ -72,6 +72,9 @@ def test_remove_voter(tmp_path: Path) -> None:
         c = Cluster(tmp_path)
         try:
             await c.start_all()
+            # A committed write first: a leader refuses membership changes
+            # until an entry of its term has committed.
+            await c.propose(put("before-remove", b"0"))
             leader = await c.leader()
             victim = next(n for n in c.live() if n is not leader)
             await leader.remove_member(victim.id)
