@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from nexus_raft.errors import StorageError, StoreClosedError
-from nexus_raft.storage._backend import BACKEND_ERRORS, backend_error, open_db
+from nexus_raft.storage._backend import BACKEND_ERRORS, backend_error
 from nexus_raft.storage._catalog import load_or_init, purge_tree
 from nexus_raft.storage._codec import check_bool, check_tree_name
 from nexus_raft.storage._layout import (
@@ -27,6 +27,7 @@ from nexus_raft.storage._layout import (
     pack_u64,
     tree_prefix,
 )
+from nexus_raft.storage.backend import LEVELDB, StorageBackend
 from nexus_raft.storage.batch import Batch
 from nexus_raft.storage.handle import TreeHandle
 from nexus_raft.storage.snapshot import Snapshot
@@ -79,17 +80,25 @@ class Store:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, sync: bool = False,
-             create: bool = True) -> Store:
+             create: bool = True, backend: StorageBackend | None = None) -> Store:
         """Open (by default creating) the store in directory ``path``.
 
         ``sync=True`` fsyncs every write before returning. ``create=False``
         raises :class:`~nexus_raft.errors.StorageError` if there is no store.
+        ``backend`` chooses where the bytes live (default: LevelDB; see
+        :mod:`nexus_raft.storage.backend`; simulations pass a
+        :class:`~nexus_raft.storage.simulated.SimulatedDisk`).
         """
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
         check_bool(sync, "sync")
         check_bool(create, "create")
-        return cls._open(os.fspath(path), sync=sync, create=create, temporary=False)
+        if backend is None:
+            backend = LEVELDB
+        elif not isinstance(backend, StorageBackend):
+            raise TypeError(f"backend must be a StorageBackend, not {type(backend).__name__}")
+        return cls._open(os.fspath(path), sync=sync, create=create, temporary=False,
+                         backend=backend)
 
     @classmethod
     def open_temporary(cls, *, sync: bool = False) -> Store:
@@ -97,23 +106,19 @@ class Store:
         check_bool(sync, "sync")
         path = tempfile.mkdtemp(prefix="nexus-store-")
         try:
-            return cls._open(path, sync=sync, create=True, temporary=True)
+            return cls._open(path, sync=sync, create=True, temporary=True, backend=LEVELDB)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
 
     @classmethod
-    def _open(cls, path: str, *, sync: bool, create: bool, temporary: bool) -> Store:
-        # LevelDB itself would leave LOCK and LOG files behind in a directory
-        # that holds no database; CURRENT names the manifest of every LevelDB.
-        if not create and not os.path.isfile(os.path.join(path, "CURRENT")):
+    def _open(cls, path: str, *, sync: bool, create: bool, temporary: bool,
+              backend: StorageBackend) -> Store:
+        # Checked first: LevelDB itself would leave LOCK and LOG files behind
+        # in a directory that holds no database.
+        if not create and not backend.exists(path):
             raise StorageError(f"no store at {path}")
-        if create:
-            try:
-                os.makedirs(path, exist_ok=True)  # LevelDB creates only the last level
-            except OSError as exc:
-                raise StorageError(f"cannot create store directory {path}: {exc}") from exc
-        db = open_db(path, create=create)
+        db = backend.open(path, create=create)
         try:
             store = cls(db, path, sync=sync, temporary=temporary)
         except BaseException as exc:

@@ -24,7 +24,7 @@ import itertools
 import logging
 import random
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,9 @@ from nexus_raft.errors import (
     Unavailable,
 )
 from nexus_raft.storage import Store
+from nexus_raft.storage.backend import StorageBackend
 from nexus_raft.transport.address import NodeAddress
-from nexus_raft.transport.pool import RaftClientPool
+from nexus_raft.transport.factory import GRPC, PeerTransport
 from nexus_raft.transport.server import RaftServer
 
 __all__ = ["MemberStatus", "NodeStatus", "RaftNode"]
@@ -83,9 +84,29 @@ class RaftNode(ProposeAPI):
     ``state_machine`` is required unless this node is a witness
     (``config.id in config.witnesses``), which keeps a metadata-only log and
     applies nothing. See DESIGN.md for the contract.
+
+    The keyword-only arguments are seams for the whole-node simulator
+    (``tests/sim_node``); production leaves them unset:
+
+    - ``transport`` makes the peer client pool and server (default: gRPC);
+    - ``executor`` runs blocking work (large saves, big apply batches,
+      snapshot reads and restores); default: a private 3-thread pool, shut
+      down with the node. A given executor belongs to the caller;
+    - ``rng`` is the core's random source (election timeouts); default: a
+      fresh ``random.Random()``;
+    - ``storage`` is the backend of the node's Store (default: LevelDB).
     """
 
-    def __init__(self, config: NodeConfig, state_machine: StateMachine | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        state_machine: StateMachine | None = None,
+        *,
+        transport: PeerTransport | None = None,
+        executor: Executor | None = None,
+        rng: random.Random | None = None,
+        storage: StorageBackend | None = None,
+    ) -> None:
         if not isinstance(config, NodeConfig):
             raise TypeError(f"config must be a NodeConfig, not {type(config).__name__}")
         if config.is_witness:
@@ -97,8 +118,20 @@ class RaftNode(ProposeAPI):
             raise TypeError(
                 f"state_machine must implement StateMachine, not {type(state_machine).__name__}"
             )
+        if transport is not None and not isinstance(transport, PeerTransport):
+            raise TypeError(f"transport must be a PeerTransport, not {type(transport).__name__}")
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(f"executor must be an Executor, not {type(executor).__name__}")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"rng must be a random.Random, not {type(rng).__name__}")
+        if storage is not None and not isinstance(storage, StorageBackend):
+            raise TypeError(f"storage must be a StorageBackend, not {type(storage).__name__}")
         self.config = config
         self._sm = state_machine
+        self._transport: PeerTransport = transport or GRPC
+        self._given_executor = executor
+        self._rng = rng
+        self._storage = storage
         self._servicers: list[Callable[[grpc.aio.Server], None]] = []
         self._store: Store | None = None
         self._log_store: LogStore | None = None
@@ -106,7 +139,7 @@ class RaftNode(ProposeAPI):
         self._applier: Applier | None = None
         self._peers: Peers | None = None
         self._server: RaftServer | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: Executor | None = None
         self._proposals = Proposals()
         self._ctx = itertools.count(1)
         self._started = False
@@ -179,11 +212,15 @@ class RaftNode(ProposeAPI):
 
     async def _open(self, cfg: NodeConfig) -> None:
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
-        self._executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"raft-{cfg.id}")
+        self._executor = self._given_executor or ThreadPoolExecutor(
+            max_workers=3, thread_name_prefix=f"raft-{cfg.id}"
+        )
         # A witness (no state machine) writes only its log: a synced store saves
         # each Ready as one fsync'd WAL record, without the flush marker record
         # an unsynced store needs (LogStore's _write_synced).
-        store = self._store = Store.open(cfg.store_path, sync=self._sm is None)
+        store = self._store = Store.open(
+            cfg.store_path, sync=self._sm is None, backend=self._storage
+        )
         log = self._log_store = LogStore(store)
         if not cfg.join and log.last_index() == 0 and log.hard_state == HardState():
             bootstrap_log(log, cfg)
@@ -203,10 +240,8 @@ class RaftNode(ProposeAPI):
         self._peers = Peers(
             cfg.id,
             addresses,
-            RaftClientPool(
-                cluster_id=self.cluster_id,
-                tls=cfg.tls,
-                max_message_bytes=16 << 20,
+            self._transport.client_pool(
+                cluster_id=self.cluster_id, tls=cfg.tls, max_message_bytes=16 << 20
             ),
             self._deliver,
             self._unreachable,
@@ -237,7 +272,7 @@ class RaftNode(ProposeAPI):
                 max_proposal_bytes=cfg.max_proposal_bytes,
             ),
             log,
-            random.Random(),
+            self._rng or random.Random(),
         )
         self._driver = Driver(
             node_id=cfg.id,
@@ -255,7 +290,7 @@ class RaftNode(ProposeAPI):
         )
         self._register_client_services()
         handler = PeerHandler(self._driver, None if cfg.is_witness else cfg.snapshot_dir)
-        self._server = RaftServer(
+        self._server = self._transport.server(
             handler,
             cfg.listen,
             tls=cfg.tls,
@@ -296,7 +331,7 @@ class RaftNode(ProposeAPI):
         self._proposals.fail_all(Unavailable("node is shutting down"))
         if self._peers is not None:
             await self._peers.close()
-        if self._executor is not None:
+        if self._executor is not None and self._executor is not self._given_executor:
             self._executor.shutdown(wait=True)
         if self._sm is not None and self._store is not None:
             self._sm.close()

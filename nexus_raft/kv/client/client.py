@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import random
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,10 @@ class Client:
 
     A Client belongs to the event loop it is first used on (its gRPC channels
     are bound to it); use :class:`SyncClient` from threads without a loop.
+
+    ``rng`` (session ids, backoff jitter; default a fresh ``random.Random()``)
+    and ``stub_factory`` (see :class:`~nexus_raft.kv.client.router.Router`)
+    are seams for the whole-node simulator; production leaves them unset.
     """
 
     def __init__(
@@ -111,6 +115,8 @@ class Client:
         max_batch: int = 256,
         max_inflight_batches: int = 4,
         tls: Any = None,
+        rng: random.Random | None = None,
+        stub_factory: Callable[[str], Any] | None = None,
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [e for e in (p.strip() for p in endpoints.split(",")) if e]
@@ -123,7 +129,13 @@ class Client:
         self._timeout = _check_seconds("timeout", timeout)
         attempt = _check_seconds("attempt_timeout", attempt_timeout)
         self._cluster_id = cluster_id or ""
-        self._router = Router(endpoints, attempt_timeout=attempt, tls=tls)
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"rng must be a random.Random, not {type(rng).__name__}")
+        if stub_factory is not None and not callable(stub_factory):
+            raise TypeError("stub_factory must be callable")
+        self._router = Router(
+            endpoints, attempt_timeout=attempt, tls=tls, rng=rng, stub_factory=stub_factory
+        )
         self._batcher = Batcher(
             self._router,
             cluster_id=self._cluster_id,

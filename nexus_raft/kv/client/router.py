@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -99,7 +99,13 @@ class Backoff:
 
 
 class Router:
-    """Channels to the members and the current guess of who leads."""
+    """Channels to the members and the current guess of who leads.
+
+    ``stub_factory`` (a seam for the whole-node simulator; production leaves
+    it unset) makes the KV stub for a ``host:port`` target instead of a gRPC
+    channel: its methods take ``(request, timeout=...)`` and raise
+    ``grpc.aio.AioRpcError`` like a real stub's.
+    """
 
     def __init__(
         self,
@@ -108,6 +114,7 @@ class Router:
         attempt_timeout: float,
         tls: Any = None,
         rng: random.Random | None = None,
+        stub_factory: Callable[[str], Any] | None = None,
     ) -> None:
         known: list[str] = []
         any_tls = False
@@ -123,6 +130,7 @@ class Router:
         self._use_tls = any_tls or tls is not None
         self._attempt_timeout = attempt_timeout
         self._rng = rng or random.Random()
+        self._stub_factory = stub_factory
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, Any] = {}
         self._leader: str | None = None
@@ -174,7 +182,9 @@ class Router:
         if self._closed:
             raise Unavailable("the client is closed")
         stub = self._stubs.get(target)
-        if stub is None:
+        if stub is None and self._stub_factory is not None:
+            stub = self._stubs[target] = self._stub_factory(target)
+        elif stub is None:
             options = channel_options()
             if self._use_tls:
                 creds = (

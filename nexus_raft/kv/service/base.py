@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -61,7 +62,12 @@ class ServedNode(Protocol):
 
 
 class ServiceBase:
-    """State and helpers shared by the KV data RPCs and the cluster RPCs."""
+    """State and helpers shared by the KV data RPCs and the cluster RPCs.
+
+    ``clock`` is the wall clock (seconds, like ``time.time``) whose reading
+    each write carries in its command for session expiry; the whole-node
+    simulator passes a clock it can jump. Default: ``time.time``.
+    """
 
     def __init__(
         self,
@@ -70,6 +76,7 @@ class ServiceBase:
         cluster_id: str | None = None,
         timeout: float = 5.0,
         limits: Limits | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if cluster_id is not None and not isinstance(cluster_id, str):
             raise TypeError(f"cluster_id must be str or None, not {type(cluster_id).__name__}")
@@ -81,6 +88,9 @@ class ServiceBase:
         self._cluster_id = cluster_id if cluster_id is not None else _node_cluster_id(node)
         self._timeout = float(timeout)
         self._limits = limits or Limits()
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be callable, not {type(clock).__name__}")
+        self._clock: Callable[[], float] = clock or time.time
 
     @property
     def cluster_id(self) -> str:
@@ -88,6 +98,11 @@ class ServiceBase:
         return self._cluster_id
 
     # --- helpers --------------------------------------------------------------------
+
+    def _now_ms(self) -> int:
+        # Wall clock on purpose: it only feeds session expiry, and it travels
+        # in the log entry, so every replica sees the same value.
+        return int(self._clock() * 1000)
 
     def _check_cluster(self, cluster_id: str) -> None:
         if cluster_id and self._cluster_id and cluster_id != self._cluster_id:

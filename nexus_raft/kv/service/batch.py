@@ -171,17 +171,24 @@ async def _barrier(node: ServedNode, budget: float) -> BaseException | None:
 
 
 async def run_batch(
-    node: ServedNode, sm: Any, ops: Sequence[Any], limits: Limits, budget: float
+    node: ServedNode,
+    sm: Any,
+    ops: Sequence[Any],
+    limits: Limits,
+    budget: float,
+    *,
+    timestamp_ms: int | None = None,
 ) -> Any:
     """Execute ``ops`` (``kv_pb2.BatchOp``) and return the ``BatchResponse``.
 
     Writes are proposed together; linearizable gets wait for one shared read
     index (taken concurrently with the writes: the operations of one batch
     are concurrent, so no order among them is promised). ``results[i]``
-    answers ``ops[i]``; every failure is that result's ``error``.
+    answers ``ops[i]``; every failure is that result's ``error``. Writes
+    carry ``timestamp_ms`` (default: the wall clock now) for session expiry.
     """
     kinds = [op.WhichOneof("op") for op in ops]
-    timestamp = now_ms()
+    timestamp = now_ms() if timestamp_ms is None else timestamp_ms
     commands: list[bytes] = []
     write_slots: list[int] = []
     early: dict[int, BaseException] = {}

@@ -21,7 +21,6 @@ node's service down.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -35,12 +34,6 @@ from nexus_raft.kv.service.cluster import ClusterRPCs
 from nexus_raft.kv.wire import error_from_exception, kv_pb2, kv_pb2_grpc
 
 __all__ = ["KVService", "ServedNode"]
-
-
-def _now_ms() -> int:
-    # Wall clock on purpose: it only feeds session expiry, and it travels in
-    # the log entry, so every replica sees the same value.
-    return int(time.time() * 1000)
 
 
 class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
@@ -77,13 +70,13 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         key = self._limits.check_key(req.key)
         value = self._limits.check_value(req.value)
         return KVCommand(
-            KVOp.PUT, key, value, client_id=req.client_id, seq=req.seq, timestamp_ms=_now_ms()
+            KVOp.PUT, key, value, client_id=req.client_id, seq=req.seq, timestamp_ms=self._now_ms()
         )
 
     def _delete_command(self, req: Any) -> KVCommand:
         key = self._limits.check_key(req.key)
         return KVCommand(
-            KVOp.DELETE, key, client_id=req.client_id, seq=req.seq, timestamp_ms=_now_ms()
+            KVOp.DELETE, key, client_id=req.client_id, seq=req.seq, timestamp_ms=self._now_ms()
         )
 
     def _cas_command(self, req: Any) -> KVCommand:
@@ -98,7 +91,7 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
             req.expect_absent,
             client_id=req.client_id,
             seq=req.seq,
-            timestamp_ms=_now_ms(),
+            timestamp_ms=self._now_ms(),
         )
 
     # --- key/value RPCs ------------------------------------------------------------------
@@ -231,7 +224,9 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         except Exception as exc:
             log_failure(exc)
             return kv_pb2.BatchResponse(error=error_from_exception(exc))
-        return await run_batch(self._node, sm, ops, self._limits, budget)
+        return await run_batch(
+            self._node, sm, ops, self._limits, budget, timestamp_ms=self._now_ms()
+        )
 
     # --- watch -------------------------------------------------------------------------
 

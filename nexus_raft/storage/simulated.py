@@ -1,0 +1,581 @@
+"""SimulatedDisk: an in-memory storage backend that models what a crash keeps.
+
+For deterministic whole-node simulation (``tests/sim_node``): ``Store.open(path,
+backend=disk)`` runs the real Store, Tree, Batch and Snapshot code on it.
+Production never selects it (``Store.open`` defaults to LevelDB).
+
+The durability model is LevelDB's, as far as a crash can tell:
+
+- every write (``put``, ``delete``, one write batch) is atomic, applied in
+  order, and visible to readers at once;
+- a write becomes *durable* (survives a power loss) when a synced write
+  follows it in the same write-ahead-log generation, or when the memtable of
+  its generation has been flushed to a table;
+- the log rotates when the current generation holds more than
+  ``write_buffer_bytes``: the write that finds it full starts a new
+  generation, and the old one is flushed in the background (here: after a
+  random number of later writes). Until then a synced write does NOT make the
+  old generation durable: LevelDB closes the old log file without an fsync.
+  Only one old generation may wait (LevelDB stalls the writer otherwise);
+- a process crash (kill -9) keeps every write, since the OS holds them; the
+  next open recovers them and makes them durable (LevelDB rewrites a
+  recovered log into a synced table). A power loss keeps only durable writes.
+
+Crash injection: :meth:`SimulatedDisk.arm` makes the disk crash *before*
+a chosen write (the n-th one, or the n-th one for which a predicate names a
+situation), so a member can be stopped between any two storage operations:
+inside a Ready's save, a snapshot restore, a compaction or a ``drop_tree``.
+The crash raises :class:`SimulatedCrash` (a ``BaseException``, so no
+``except Exception`` recovery path above can swallow it: the process is dead
+at that point), and every handle opened before it fails from then on.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from nexus_raft.errors import StorageError, StoreLockedError
+
+__all__ = ["CrashReport", "SimulatedCrash", "SimulatedDisk"]
+
+Op = tuple[bytes, "bytes | None"]
+WriteObserver = Callable[[str, Sequence[Op], bool], None]
+"""Called after each write with (path, operations, synced)."""
+
+
+class SimulatedCrash(BaseException):
+    """The simulated process died at a storage operation (see the module docstring)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CrashReport:
+    """What a crash did: writes done before it, power loss, unsynced writes lost, why."""
+
+    writes: int
+    power_loss: bool
+    lost: int
+    label: str
+
+
+class _Write:
+    __slots__ = ("durable", "gen", "ops")
+
+    def __init__(self, gen: int, ops: Sequence[Op]) -> None:
+        self.gen = gen
+        self.ops = ops
+        self.durable = False
+
+
+def _apply(data: dict[bytes, bytes], ops: Sequence[Op]) -> None:
+    for key, value in ops:
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+
+
+class _DBFile:
+    """One database directory: what readers see, what is durable, what is pending.
+
+    Invariants: ``visible == base + every pending write, in order``;
+    ``pending[0]`` (if any) is not durable; ``keys`` is ``sorted(visible)``.
+    ``frozen`` means iterators or snapshots share ``visible``/``keys``, so
+    the next write copies them first (copy on write).
+    """
+
+    __slots__ = ("base", "flush_at", "frozen", "gen", "gen_bytes", "keys", "open", "pending",
+                 "visible")
+
+    def __init__(self) -> None:
+        self.visible: dict[bytes, bytes] = {}
+        self.keys: list[bytes] = []
+        self.frozen = False
+        self.base: dict[bytes, bytes] = {}
+        self.pending: deque[_Write] = deque()
+        self.gen = 0
+        self.gen_bytes = 0
+        self.flush_at: int | None = None  # disk write count at which gen - 1 is flushed
+        self.open = False
+
+    def freeze(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        self.frozen = True
+        return self.visible, self.keys
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        if self.frozen:
+            self.visible = dict(self.visible)
+            self.keys = list(self.keys)
+            self.frozen = False
+        visible, keys = self.visible, self.keys
+        for key, value in ops:
+            if value is None:
+                if key in visible:
+                    del visible[key]
+                    del keys[bisect.bisect_left(keys, key)]
+            else:
+                if key not in visible:
+                    if not keys or key > keys[-1]:
+                        keys.append(key)
+                    else:
+                        bisect.insort(keys, key)
+                visible[key] = value
+
+    def sync_current(self) -> None:
+        """A synced write: everything of the current generation is durable."""
+        gen = self.gen
+        for w in reversed(self.pending):
+            if w.gen != gen or w.durable:
+                break
+            w.durable = True
+
+    def flush_old(self) -> None:
+        """The old generation's memtable reached a table: its writes are durable."""
+        for w in self.pending:
+            if w.gen < self.gen:
+                w.durable = True
+        self.flush_at = None
+
+    def fold(self) -> None:
+        pending, base = self.pending, self.base
+        while pending and pending[0].durable:
+            _apply(base, pending.popleft().ops)
+
+    def recover(self) -> None:
+        """Reopen after a crash or close: every write the OS kept becomes durable."""
+        for w in self.pending:
+            w.durable = True
+        self.fold()
+        self.flush_at = None
+        self.gen_bytes = 0
+
+    def lose_unsynced(self) -> int:
+        """Power loss: keep only durable writes; returns how many writes were lost."""
+        lost = sum(1 for w in self.pending if not w.durable)
+        if lost:
+            visible = dict(self.base)
+            for w in self.pending:
+                if w.durable:
+                    _apply(visible, w.ops)
+            self.visible = visible
+            self.keys = sorted(visible)
+            self.frozen = False
+        self.pending.clear()
+        self.flush_at = None
+        self.gen_bytes = 0
+        return lost
+
+
+class SimulatedDisk:
+    """One machine's disk for simulated members (a ``StorageBackend``).
+
+    ``rng`` decides when a rotated log generation is flushed (``flush_after``
+    writes later, inclusive range); ``write_buffer_bytes`` is LevelDB's
+    memtable size (default 4 MiB like LevelDB; simulations shrink it so that
+    rotations happen). ``observer`` sees every write; ``on_crash`` is called
+    when an armed crash fires, before :class:`SimulatedCrash` is raised.
+    """
+
+    def __init__(
+        self,
+        *,
+        rng: random.Random | None = None,
+        write_buffer_bytes: int = 4 << 20,
+        flush_after: tuple[int, int] = (1, 50),
+    ) -> None:
+        self._rng = rng or random.Random(0)
+        self.write_buffer_bytes = write_buffer_bytes
+        self.flush_after = flush_after
+        self._files: dict[str, _DBFile] = {}
+        self.epoch = 0  # handles of an older epoch belong to a dead process
+        self.dead = False
+        self.writes = 0
+        self.rotations = 0
+        self.lost_writes = 0
+        self.observer: WriteObserver | None = None
+        self.on_crash: Callable[[CrashReport], None] | None = None
+        self._arm_skip = -1  # < 0: not armed
+        self._arm_when: Callable[[], str | None] | None = None
+        self._arm_label = ""
+        self._arm_power = False
+
+    # --- StorageBackend -------------------------------------------------------------
+
+    def exists(self, path: str) -> bool:
+        """Whether a database was created at ``path``."""
+        return path in self._files
+
+    def open(self, path: str, *, create: bool) -> SimDB:
+        """A handle on the database at ``path`` (recovering what a crash left)."""
+        if self.dead:
+            raise SimulatedCrash("open on a crashed disk: reboot() it first")
+        f = self._files.get(path)
+        if f is None:
+            if not create:
+                raise StorageError(f"no store at {path}")
+            f = self._files[path] = _DBFile()
+        if f.open:
+            raise StoreLockedError(f"store is already open ({path}): lock held")
+        f.recover()
+        f.open = True
+        return SimDB(self, f, path, b"")
+
+    # --- faults -------------------------------------------------------------------------
+
+    def arm(
+        self,
+        *,
+        after: int = 0,
+        when: Callable[[], str | None] | None = None,
+        label: str = "armed",
+        power_loss: bool = False,
+    ) -> None:
+        """Crash before a write: skip ``after`` matching writes, crash at the next.
+
+        A write matches when ``when`` is None or ``when()`` returns a label
+        (which then names the crash); ``power_loss`` also drops unsynced writes.
+        """
+        self._arm_skip = after
+        self._arm_when = when
+        self._arm_label = label
+        self._arm_power = power_loss
+
+    def disarm(self) -> None:
+        """Forget an armed crash."""
+        self._arm_skip = -1
+        self._arm_when = None
+
+    @property
+    def armed(self) -> bool:
+        """Whether a crash is armed."""
+        return self._arm_skip >= 0
+
+    def crash(self, *, power_loss: bool, label: str = "killed") -> CrashReport:
+        """The process using this disk dies now (and the power with it if ``power_loss``)."""
+        self.dead = True
+        self.epoch += 1
+        lost = 0
+        for f in self._files.values():
+            f.open = False
+            if power_loss:
+                lost += f.lose_unsynced()
+        self.lost_writes += lost
+        self.disarm()
+        return CrashReport(self.writes, power_loss, lost, label)
+
+    def power_fail(self) -> int:
+        """The power fails while the process is already down: unsynced writes go too."""
+        lost = sum(f.lose_unsynced() for f in self._files.values())
+        self.lost_writes += lost
+        return lost
+
+    def reboot(self) -> None:
+        """A new process may open the databases again."""
+        self.dead = False
+
+    def unsynced(self) -> int:
+        """Writes a power loss would lose right now."""
+        return sum(1 for f in self._files.values() for w in f.pending if not w.durable)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _check(self, epoch: int) -> None:
+        if epoch != self.epoch or self.dead:
+            raise SimulatedCrash("storage used by a crashed process")
+
+    def _write(self, h: SimDB, ops: Sequence[Op], sync: bool) -> None:
+        h._alive()
+        if self._arm_skip >= 0:
+            label = self._arm_label if self._arm_when is None else self._arm_when()
+            if label is not None:
+                if self._arm_skip > 0:
+                    self._arm_skip -= 1
+                else:
+                    report = self.crash(power_loss=self._arm_power, label=label)
+                    if self.on_crash is not None:
+                        self.on_crash(report)
+                    raise SimulatedCrash(label)
+        f = h._file
+        if f.gen_bytes >= self.write_buffer_bytes:
+            if f.flush_at is not None:  # LevelDB waits for the older memtable first
+                f.flush_old()
+            f.gen += 1
+            f.gen_bytes = 0
+            f.flush_at = self.writes + self._rng.randint(*self.flush_after)
+            self.rotations += 1
+        self.writes += 1
+        f.apply(ops)
+        f.pending.append(_Write(f.gen, ops))
+        f.gen_bytes += sum(len(k) + len(v or b"") + 8 for k, v in ops)
+        if sync:
+            f.sync_current()
+        if f.flush_at is not None and self.writes >= f.flush_at:
+            f.flush_old()
+        f.fold()
+        if self.observer is not None:
+            self.observer(h._path, ops, sync)
+
+    def __repr__(self) -> str:
+        state = "dead" if self.dead else "up"
+        return f"<SimulatedDisk {state} writes={self.writes} files={sorted(self._files)}>"
+
+
+class _Cursor:
+    """A plyvel-style iterator over a frozen view: iterate, or seek/prev as a cursor."""
+
+    __slots__ = ("_alive", "_data", "_hi", "_keys", "_lo", "_pos", "_prefix", "_rev", "_strip",
+                 "_what")
+
+    def __init__(self, alive: Callable[[], None], data: dict[bytes, bytes], keys: list[bytes],
+                 lo: int, hi: int, prefix: bytes, what: int, reverse: bool) -> None:
+        self._alive = alive
+        self._data = data
+        self._keys = keys
+        self._lo = lo
+        self._hi = hi
+        self._prefix = prefix
+        self._strip = len(prefix)
+        self._what = what  # 3: (key, value), 1: key, 2: value
+        self._rev = reverse
+        self._pos = hi if reverse else lo
+
+    def _item(self, i: int) -> Any:
+        key = self._keys[i]
+        if self._what == 3:
+            return key[self._strip:], self._data[key]
+        if self._what == 1:
+            return key[self._strip:]
+        return self._data[key]
+
+    def __iter__(self) -> _Cursor:
+        return self
+
+    def __next__(self) -> Any:
+        self._alive()
+        if self._rev:
+            if self._pos <= self._lo:
+                raise StopIteration
+            self._pos -= 1
+            return self._item(self._pos)
+        if self._pos >= self._hi:
+            raise StopIteration
+        self._pos += 1
+        return self._item(self._pos - 1)
+
+    def prev(self) -> Any:
+        """The item before the cursor (moving it back); StopIteration at the start."""
+        self._alive()
+        if self._pos <= self._lo:
+            raise StopIteration
+        self._pos -= 1
+        return self._item(self._pos)
+
+    def seek(self, target: bytes) -> None:
+        """Put the cursor before the first key >= ``target``."""
+        self._pos = bisect.bisect_left(self._keys, self._prefix + target, self._lo, self._hi)
+
+    def seek_to_start(self) -> None:
+        """Put the cursor before the first key."""
+        self._pos = self._lo
+
+    def seek_to_stop(self) -> None:
+        """Put the cursor after the last key."""
+        self._pos = self._hi
+
+    def close(self) -> None:
+        """Nothing to release (plyvel compatibility)."""
+
+    def __enter__(self) -> _Cursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _bounds(keys: list[bytes], base: bytes, start: bytes | None, stop: bytes | None,
+            prefix: bytes | None) -> tuple[int, int]:
+    if prefix is not None:
+        lo_key = base + prefix
+        lo = bisect.bisect_left(keys, lo_key)
+        hi = lo
+        n = len(keys)
+        while hi < n and keys[hi].startswith(lo_key):
+            hi += 1
+        return lo, hi
+    lo = bisect.bisect_left(keys, base + (start or b""))
+    if stop is not None:
+        hi = bisect.bisect_left(keys, base + stop)
+    elif base:
+        hi = lo
+        n = len(keys)
+        while hi < n and keys[hi].startswith(base):
+            hi += 1
+    else:
+        hi = len(keys)
+    return lo, max(lo, hi)
+
+
+class _Reader:
+    """The read methods shared by a handle, its prefixed views and its snapshots."""
+
+    _prefix: bytes
+
+    def _view(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        raise NotImplementedError
+
+    def _alive(self) -> None:
+        raise NotImplementedError
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value of ``key`` (``default`` when absent)."""
+        data, _ = self._peek()
+        return data.get(self._prefix + key, default)
+
+    def _peek(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        raise NotImplementedError
+
+    def iterator(self, *, reverse: bool = False, start: bytes | None = None,
+                 stop: bytes | None = None, prefix: bytes | None = None,
+                 include_key: bool = True, include_value: bool = True,
+                 **_ignored: object) -> _Cursor:
+        """Items in [start, stop) or under ``prefix``, keys without this view's prefix."""
+        self._alive()
+        data, keys = self._view()
+        lo, hi = _bounds(keys, self._prefix, start, stop, prefix)
+        what = (1 if include_key else 0) | (2 if include_value else 0)
+        return _Cursor(self._alive, data, keys, lo, hi, self._prefix, what, reverse)
+
+
+class SimDB(_Reader):
+    """A database handle with the ``plyvel.DB`` interface the Store uses."""
+
+    def __init__(self, disk: SimulatedDisk, f: _DBFile, path: str, prefix: bytes,
+                 root: SimDB | None = None) -> None:
+        self._disk = disk
+        self._file = f
+        self._path = path
+        self._prefix = prefix
+        self._epoch = disk.epoch
+        self._root = root
+        self._closed = False
+
+    def _alive(self) -> None:
+        root = self._root or self
+        if root._closed:
+            raise RuntimeError("Database is closed")
+        self._disk._check(root._epoch)
+
+    def _peek(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        self._alive()
+        return self._file.visible, self._file.keys
+
+    def _view(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        return self._file.freeze()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the handle was closed."""
+        return (self._root or self)._closed
+
+    def put(self, key: bytes, value: bytes, *, sync: bool = False) -> None:
+        """Set ``key``."""
+        self._disk._write(self._root or self, ((self._prefix + key, value),), sync)
+
+    def delete(self, key: bytes, *, sync: bool = False) -> None:
+        """Remove ``key``."""
+        self._disk._write(self._root or self, ((self._prefix + key, None),), sync)
+
+    def write_batch(self, *, sync: bool = False, transaction: bool = False) -> SimWriteBatch:
+        """A batch of writes applied atomically by ``write()`` (or at the end of a ``with``)."""
+        return SimWriteBatch(self._root or self, self._prefix, sync, transaction)
+
+    def prefixed_db(self, prefix: bytes) -> SimDB:
+        """A view whose keys are relative to ``prefix``."""
+        return SimDB(self._disk, self._file, self._path, self._prefix + prefix, self._root or self)
+
+    def snapshot(self) -> SimSnapshot:
+        """A consistent read-only view as of now."""
+        self._alive()
+        data, keys = self._file.freeze()
+        return SimSnapshot(self._root or self, data, keys)
+
+    def compact_range(self, start: bytes | None = None, stop: bytes | None = None) -> None:
+        """Nothing to compact in memory (plyvel compatibility)."""
+        self._alive()
+
+    def close(self) -> None:
+        """Close the handle (the database stays on the disk); idempotent."""
+        root = self._root or self
+        if not root._closed:
+            root._closed = True
+            if root._epoch == self._disk.epoch:
+                self._file.open = False
+
+
+class SimSnapshot(_Reader):
+    """A frozen view of a :class:`SimDB` (``plyvel`` snapshot interface)."""
+
+    def __init__(self, db: SimDB, data: dict[bytes, bytes], keys: list[bytes]) -> None:
+        self._db = db
+        self._data = data
+        self._keys = keys
+        self._prefix = b""
+        self._released = False
+
+    def _alive(self) -> None:
+        if self._released:
+            raise RuntimeError("Snapshot is closed")
+        self._db._alive()
+
+    def _peek(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        self._alive()
+        return self._data, self._keys
+
+    def _view(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        return self._data, self._keys
+
+    def close(self) -> None:
+        """Release the view; idempotent."""
+        self._released = True
+
+
+class SimWriteBatch:
+    """A plyvel-style write batch (``put``/``delete``, then ``write()``)."""
+
+    def __init__(self, db: SimDB, prefix: bytes, sync: bool, transaction: bool) -> None:
+        self._db = db
+        self._prefix = prefix
+        self._sync = sync
+        self._transaction = transaction
+        self._ops: list[Op] = []
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Add ``key = value``."""
+        self._ops.append((self._prefix + key, value))
+
+    def delete(self, key: bytes) -> None:
+        """Add the removal of ``key``."""
+        self._ops.append((self._prefix + key, None))
+
+    def clear(self) -> None:
+        """Forget the operations added so far."""
+        self._ops = []
+
+    def write(self) -> None:
+        """Apply the batch atomically."""
+        self._db._disk._write(self._db, tuple(self._ops), self._sync)
+
+    def __enter__(self) -> SimWriteBatch:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        # plyvel writes the batch even when the block raised, unless transaction=True.
+        if exc_type is None or not self._transaction:
+            self.write()
+
