@@ -6,10 +6,10 @@ Rules:
   leader counted only once its own copy is persisted) match it, and its entry
   is of the current term; earlier entries commit with it.
 - Payload rule: on top of the quorum, an entry commits only when two members
-  hold its payload: the leader and another full voter with ``match >= index``,
-  or the leader and a witness that acknowledged the payload
-  (``payload_match``). A witness leader holds few payloads and counts a full
-  voter only.
+  hold its payload durably: the leader (once its own copy is persisted),
+  full voters with ``match >= index`` and witnesses that acknowledged the
+  payload (``payload_match``) count. A witness leader holds few payloads and
+  counts a full voter only.
 - Witness traffic: while every other full voter is healthy a witness gets
   metadata only; when one lags, the witness is re-sent the uncommitted
   entries with payloads (and gets payloads from then on). Lagging: not in
@@ -264,18 +264,30 @@ class Replication(RaftState):
                 pr.become_probe()
 
     def _payload_cap(self) -> int | None:
-        """Highest index whose payload a second member holds (None: no second member)."""
+        """Highest index whose payload two members hold durably (None: no second member).
+
+        The leader's own copy counts only once persisted, like every other
+        member's: the caller may send appends before its own fsync, and a
+        follower's copy plus the witness's metadata is one payload copy.
+        """
         if self.is_witness:
             return self._witness_leader_cap()
-        best = -1
+        first = self.log.persisted_index()  # this leader's durable copy
+        second = -1
         for nid, pr in self.prs.items():
             if nid == self.id:
                 continue
             if pr.kind is MemberKind.VOTER:
-                best = max(best, pr.match)
+                m = pr.match
             elif pr.kind is MemberKind.WITNESS:
-                best = max(best, min(pr.payload_match, pr.match))
-        return None if best < 0 else best
+                m = min(pr.payload_match, pr.match)
+            else:
+                continue
+            if m > first:
+                first, second = m, first
+            elif m > second:
+                second = m
+        return None if second < 0 else second
 
     def _witness_leader_cap(self) -> int:
         """A witness leader: two full voters must hold an entry, or one plus itself.
