@@ -68,13 +68,20 @@ def run(
     keep_entries: Annotated[
         int, typer.Option(help="Log entries kept behind a snapshot for slow followers.")
     ] = 5_000,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT for Prometheus /metrics and /health, /livez, /readyz."),
+    ] = None,
 ) -> None:
     """Start the member and serve until SIGTERM/SIGINT."""
     from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.errors import ConfigError
+    from nexus_raft.transport.ports import check_listen
 
     peer_map = parse_peers(peers)
     parse_endpoints(listen)
+    if metrics_listen is not None:
+        parse_endpoints(metrics_listen)
     if node_id <= 0:
         raise typer.BadParameter("--id must be a positive integer")
     if tick_ms <= 0:
@@ -93,10 +100,15 @@ def run(
             snapshot_every=snapshot_every,
             keep_entries=keep_entries,
             join=join,
+            metrics_listen=metrics_listen,
         )
     except (ConfigError, TypeError, ValueError) as exc:
         fail(str(exc))
     setup_logging(log_level)
+    # A taken port is refused before the data directory is touched.
+    check_listen(listen)
+    if metrics_listen is not None:
+        check_listen(metrics_listen, "--metrics-listen")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from nexus_raft.storage import Store
 
-__all__ = ["ChunkedSnapshot", "ServesClients", "SnapshotSource", "StateMachine"]
+__all__ = ["ChunkedSnapshot", "ProvidesMetrics", "ServesClients", "SnapshotSource", "StateMachine"]
 
 
 @runtime_checkable
@@ -87,6 +87,20 @@ class ServesClients(Protocol):
 
     def client_services(self, node: Any) -> Sequence[Callable[[Any], None]]:
         """Callables that each register one servicer on a ``grpc.aio.Server``."""
+        ...
+
+
+@runtime_checkable
+class ProvidesMetrics(Protocol):
+    """Optional: a state machine with Prometheus metrics of its own.
+
+    A :class:`~nexus_raft.consensus.RaftNode` registers what
+    ``metrics_collectors()`` returns (``prometheus_client`` collectors) in its
+    registry, so they appear on the node's ``/metrics`` next to its Raft metrics.
+    """
+
+    def metrics_collectors(self) -> Sequence[Any]:
+        """``prometheus_client`` collectors to register on the node."""
         ...
 
 

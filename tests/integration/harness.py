@@ -88,6 +88,7 @@ class Member:
         self.module = module
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
+        self.metrics_address: str | None = None
 
     @property
     def running(self) -> bool:
@@ -160,8 +161,11 @@ class ProcessCluster:
         witnesses: Iterable[int] = (),
         extra_args: Iterable[str] = (),
         spare: int = 0,
+        metrics: bool = False,
     ) -> None:
-        ports = free_ports(size + spare)
+        ports = free_ports((size + spare) * (2 if metrics else 1))
+        metrics_ports = ports[size + spare :]
+        ports = ports[: size + spare]
         base.mkdir(parents=True, exist_ok=True)
         self.base = base
         self.witnesses = sorted(witnesses)
@@ -171,6 +175,8 @@ class ProcessCluster:
             self.members[i] = Member(
                 i, f"127.0.0.1:{port}", base / f"node{i}", base / f"node{i}.log"
             )
+            if metrics:
+                self.members[i].metrics_address = f"127.0.0.1:{metrics_ports[i - 1]}"
         self.initial = list(range(1, size + 1))
         self.peers_arg = ",".join(f"{i}={self.members[i].address}" for i in self.initial)
         self._clients: list[SyncClient] = []
@@ -188,6 +194,8 @@ class ProcessCluster:
         ]  # fmt: skip
         for w in self.witnesses:
             args += ["--witness", str(w)]
+        if m.metrics_address is not None:
+            args += ["--metrics-listen", m.metrics_address]
         if join:
             args += ["--join", "--cluster-id", self.cluster_id]
         return args

@@ -435,7 +435,13 @@ class Raft(FollowerSide, Election, Replication):
         if self.role is Role.LEADER:
             progress = {
                 nid: PeerProgress(
-                    pr.match, pr.next, pr.state, pr.kind, pr.payload_match, pr.recent_active
+                    pr.match,
+                    pr.next,
+                    pr.state,
+                    pr.kind,
+                    pr.payload_match,
+                    pr.recent_active,
+                    pr.payload_mode,
                 )
                 for nid, pr in sorted(self.prs.items())
             }

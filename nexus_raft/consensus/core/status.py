@@ -20,6 +20,7 @@ class PeerProgress:
     kind: MemberKind
     payload_match: int = 0
     recent_active: bool = False
+    payload_mode: bool = False  # a witness the leader sends payloads to
 
 
 @dataclass(frozen=True, slots=True)

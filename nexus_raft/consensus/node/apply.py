@@ -19,6 +19,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from nexus_raft.consensus.core.messages import (
     EntryType,
     SnapshotMeta,
 )
+from nexus_raft.consensus.node.metrics import Histogram
 from nexus_raft.consensus.node.snapshot import StagedSnapshot, iter_file
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
 from nexus_raft.errors import NexusRaftError, ProposalDropped, Unavailable
@@ -97,6 +99,9 @@ class Proposals:
 
     def __init__(self) -> None:
         self._pending: dict[int, tuple[int, _Waiter, int]] = {}
+        # Proposals that ended in an error (dropped, overwritten, failed at
+        # shutdown, or refused/timed out as counted by the proposer).
+        self.failed = 0
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -113,6 +118,7 @@ class Proposals:
         old = self._pending.pop(index, None)
         if old is not None:
             # The log was overwritten at this index (new leader term) before it committed.
+            self.failed += 1
             _fail(old[1], old[2], ProposalDropped(f"entry {index} was overwritten"))
         self._pending[index] = (term, waiter, slot)
 
@@ -123,6 +129,7 @@ class Proposals:
             return
         want, waiter, slot = item
         if want != term:
+            self.failed += 1
             _fail(
                 waiter,
                 slot,
@@ -139,11 +146,13 @@ class Proposals:
         """Fail every proposal at or below ``index`` (a snapshot replaced that log)."""
         for i in [i for i in self._pending if i <= index]:
             _, waiter, slot = self._pending.pop(i)
+            self.failed += 1
             _fail(waiter, slot, ProposalDropped(why))
 
     def fail_all(self, exc: NexusRaftError) -> None:
         """Fail every pending proposal (shutdown)."""
         pending, self._pending = self._pending, {}
+        self.failed += len(pending)
         for _, waiter, slot in pending.values():
             _fail(waiter, slot, exc)
 
@@ -194,8 +203,10 @@ class Applier:
         conf: ConfState,
         on_conf: Callable[[int, ConfChange], None],
         on_applied: Callable[[int], None],
+        apply_duration: Histogram | None = None,
     ) -> None:
         self._sm = sm
+        self._duration = apply_duration
         self._executor = executor
         self._proposals = proposals
         self.applied = applied
@@ -326,12 +337,15 @@ class Applier:
         results: list[bytes] = []
         if sm is not None:
             loop = asyncio.get_running_loop()
+            started = time.perf_counter()
             if len(items) > _INLINE_MAX:
                 results = await loop.run_in_executor(self._executor, sm.apply_batch, items)
             elif items:
                 # Small batches apply inline: a hop to a worker thread costs
                 # more (waiting for the GIL) than the write itself.
                 results = sm.apply_batch(items)
+            if items and self._duration is not None:
+                self._duration.observe(time.perf_counter() - started)
             if len(results) != len(items):
                 raise NexusRaftError("apply_batch returned the wrong number of results")
             if not items or items[-1][0] < last.index:

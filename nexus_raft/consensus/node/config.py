@@ -63,6 +63,9 @@ class NodeConfig:
 
     A joining node must use the cluster's id: pass ``cluster_id`` explicitly
     (the derived default only matches when ``peers`` is the initial peer set).
+
+    ``metrics_listen`` (``host:port``): serve Prometheus ``/metrics`` and the
+    ``/health``, ``/livez`` and ``/readyz`` probes over HTTP there.
     """
 
     id: int
@@ -85,6 +88,7 @@ class NodeConfig:
     join: bool = False
     parallel_append: bool = True
     tls: Any = None  # nexus_raft.transport.TLSConfig | None
+    metrics_listen: str | None = None
 
     def __post_init__(self) -> None:
         _check_int("id", self.id, minimum=1)
@@ -131,6 +135,10 @@ class NodeConfig:
         _check_int("max_proposal_bytes", self.max_proposal_bytes, minimum=1)
         _check_int("max_entries_per_msg", self.max_entries_per_msg, minimum=1)
         _check_int("max_inflight_msgs", self.max_inflight_msgs, minimum=1)
+        if self.metrics_listen is not None and not isinstance(self.metrics_listen, str):
+            raise TypeError(
+                f"metrics_listen must be a str or None, not {type(self.metrics_listen).__name__}"
+            )
         for name in ("pre_vote", "check_quorum", "join", "parallel_append"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -60,7 +61,9 @@ from nexus_raft.consensus.core.messages import (
 )
 from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.log.store import LogStore
+from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.apply import Applier, Proposals
+from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.consensus.node.peers import Peers
 from nexus_raft.consensus.node.send import (
     send_read_index,
@@ -109,6 +112,8 @@ class Driver:
         proposals: Proposals,
         on_addresses: Callable[[dict[int, str]], None],
         parallel_append: bool = True,
+        metrics: NodeMetrics | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.id = node_id
         self.raft = raft
@@ -120,6 +125,8 @@ class Driver:
         self.witness = witness
         self.proposals = proposals
         self.parallel_append = parallel_append
+        self.metrics = metrics if metrics is not None else NodeMetrics()
+        self.alerts = alerts if alerts is not None else Alerts(node_id)
         self._tick_interval = tick_interval
         self._on_addresses = on_addresses
         self._inbox: list[Op] = []
@@ -323,9 +330,12 @@ class Driver:
                     # followers' fsyncs would start after the leader's
                     # instead of overlapping it.
                     await asyncio.sleep(0)
+                started = time.perf_counter()
                 self.log.save(save_hs, rd.entries, snap)
             else:
+                started = time.perf_counter()
                 await loop.run_in_executor(self.executor, self.log.save, save_hs, rd.entries, snap)
+            self._saved(time.perf_counter() - started, len(rd.entries))
             self._persisted = self._latest
             self.saves += 1
         if rd.payload_floor is not None:
@@ -345,6 +355,7 @@ class Driver:
         for ctx in rd.dropped_reads:
             fut = self.reads.pop(ctx, None)
             if fut is not None and not fut.done():
+                self.metrics.read_index_failures += 1
                 fut.set_exception(
                     NotLeader(
                         "the read could not be confirmed by a leader; retry",
@@ -353,10 +364,22 @@ class Driver:
                     )
                 )
 
+    def _saved(self, seconds: float, entries: int) -> None:
+        """Account one save (its fsync) of ``entries`` entries that took ``seconds``."""
+        metrics = self.metrics
+        metrics.fsync.observe(seconds)
+        if seconds > self.alerts.slow_fsync_seconds:
+            metrics.slow_fsyncs += 1
+            self.alerts.slow_fsync(seconds, entries)
+
     def _soft_state(self, ss: SoftState) -> None:
         old_role, old_leader = self.role, self.leader_id
         self.role, self.leader_id = ss.role, ss.leader_id
         if ss.leader_id != old_leader:
+            if ss.leader_id != NONE:
+                self.metrics.leader_changes += 1
+                if ss.leader_id == self.id:
+                    self.metrics.leader_since = time.monotonic()
             if ss.leader_id == NONE:
                 _log.info("node %d: leader %d lost (term %d)", self.id, old_leader, self.raft.term)
             else:

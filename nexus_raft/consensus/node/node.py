@@ -23,6 +23,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,7 @@ from nexus_raft.consensus.core.messages import (
 )
 from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.log.store import LogStore
+from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.apply import Applier, Proposals
 from nexus_raft.consensus.node.boot import (
     PEERS_TREE,
@@ -50,11 +52,14 @@ from nexus_raft.consensus.node.boot import (
 )
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.driver import Driver
+from nexus_raft.consensus.node.health import HealthMonitor
+from nexus_raft.consensus.node.metrics import NodeMetrics
+from nexus_raft.consensus.node.observe import Observability
 from nexus_raft.consensus.node.peers import Peers
 from nexus_raft.consensus.node.propose import ProposeAPI
 from nexus_raft.consensus.node.server import PeerHandler
-from nexus_raft.consensus.node.status import MemberStatus, NodeStatus, build_status
-from nexus_raft.consensus.state_machine import ServesClients, StateMachine
+from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
+from nexus_raft.consensus.state_machine import ProvidesMetrics, ServesClients, StateMachine
 from nexus_raft.errors import (
     ConfigError,
     ConsensusError,
@@ -64,7 +69,9 @@ from nexus_raft.errors import (
 from nexus_raft.storage import Store
 from nexus_raft.storage.backend import StorageBackend
 from nexus_raft.transport.address import NodeAddress
+from nexus_raft.transport.errors import ClusterMismatch
 from nexus_raft.transport.factory import GRPC, PeerTransport
+from nexus_raft.transport.ports import check_listen
 from nexus_raft.transport.server import RaftServer
 
 __all__ = ["MemberStatus", "NodeStatus", "RaftNode"]
@@ -145,6 +152,17 @@ class RaftNode(ProposeAPI):
         self._started = False
         self._closed = False
         self._last_compact = 0
+        self.metrics = NodeMetrics()
+        self.alerts = Alerts(config.id)
+        self._startup_commit = 0
+        # Seconds of silence after which a member counts as unreachable.
+        self._down_after = max(1.0, 2 * config.election_ticks * config.tick_interval)
+        self._health = HealthMonitor(
+            self.status, self.alerts, election_timeout=config.election_ticks * config.tick_interval
+        )
+        self._observe = Observability(self, self._health, self.alerts)
+        if isinstance(state_machine, ProvidesMetrics):
+            self._observe.add_collectors(state_machine.metrics_collectors())
 
     # --- properties ---------------------------------------------------------------------
 
@@ -211,6 +229,11 @@ class RaftNode(ProposeAPI):
             raise
 
     async def _open(self, cfg: NodeConfig) -> None:
+        # Refuse a taken port before anything is written to the data directory.
+        if self._transport is GRPC:
+            check_listen(cfg.listen)
+        if cfg.metrics_listen is not None:
+            check_listen(cfg.metrics_listen, "metrics listen address")
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         self._executor = self._given_executor or ThreadPoolExecutor(
             max_workers=3, thread_name_prefix=f"raft-{cfg.id}"
@@ -226,6 +249,7 @@ class RaftNode(ProposeAPI):
             bootstrap_log(log, cfg)
         snap = log.snapshot()
         hard = log.hard_state
+        self._startup_commit = hard.commit
         sm_applied = self._sm.open(store) if self._sm is not None else snap.index
         applied = max(snap.index, min(sm_applied, hard.commit, log.last_index()))
         if sm_applied < snap.index:
@@ -246,6 +270,8 @@ class RaftNode(ProposeAPI):
             self._deliver,
             self._unreachable,
             cluster_id=self.cluster_id,
+            metrics=self.metrics,
+            on_error=self._peer_error,
         )
         self._applier = Applier(
             self._sm,
@@ -256,6 +282,7 @@ class RaftNode(ProposeAPI):
             conf=conf,
             on_conf=self._on_conf_applied,
             on_applied=self._on_applied,
+            apply_duration=self.metrics.apply,
         )
         self._last_compact = snap.index
         raft = Raft(
@@ -287,6 +314,8 @@ class RaftNode(ProposeAPI):
             proposals=self._proposals,
             on_addresses=self._learn_addresses,
             parallel_append=cfg.parallel_append,
+            metrics=self.metrics,
+            alerts=self.alerts,
         )
         self._register_client_services()
         handler = PeerHandler(self._driver, None if cfg.is_witness else cfg.snapshot_dir)
@@ -294,12 +323,13 @@ class RaftNode(ProposeAPI):
             handler,
             cfg.listen,
             tls=cfg.tls,
-            extra_servicers=self._servicers,
+            extra_servicers=await self._observe.servicers(self._servicers),
             cluster_id=self.cluster_id,
         )
         await self._server.start()
         self._applier.start()
         self._driver.start()
+        await self._observe.start(cfg.metrics_listen)
         _log.info(
             "node %d started on %s (term %d, commit %d, applied %d, last %d)%s",
             cfg.id,
@@ -322,6 +352,7 @@ class RaftNode(ProposeAPI):
         if self._closed:
             return
         self._closed = True
+        await self._observe.stop()
         if self._server is not None:
             await self._server.stop(grace=0.2)
         if self._driver is not None:
@@ -361,8 +392,26 @@ class RaftNode(ProposeAPI):
             self._driver.deliver(m)
 
     def _unreachable(self, node_id: int) -> None:
-        if self._driver is not None:
-            self._driver.unreachable(node_id)
+        stats = self.metrics.peer(node_id)
+        stats.send_failures += 1
+        d = self._driver
+        if d is None:
+            return
+        d.unreachable(node_id)
+        if d.role is Role.LEADER:
+            # Silent since its last answer, or since this node leads: a peer
+            # still starting up gets an election timeout's grace.
+            now = time.monotonic()
+            silent = now - max(stats.last_contact, self.metrics.leader_since)
+            if silent > self._down_after:
+                address = self._peers.address(node_id) if self._peers is not None else None
+                never = not stats.last_contact
+                self.alerts.peer_unreachable(node_id, address, None if never else silent)
+
+    def _peer_error(self, node_id: int, exc: Exception) -> None:
+        if isinstance(exc, ClusterMismatch):
+            address = self._peers.address(node_id) if self._peers is not None else None
+            self.alerts.peer_other_cluster(node_id, address, str(exc))
 
     def _learn_addresses(self, learned: dict[int, str]) -> None:
         peers, store = self._peers, self._store
@@ -475,15 +524,45 @@ class RaftNode(ProposeAPI):
         self._last_compact = max(self._last_compact, index)
         return index
 
+    # --- observing ---------------------------------------------------------------------------
+
+    @property
+    def proposals_pending(self) -> int:
+        """Proposals waiting for their result."""
+        return len(self._proposals)
+
+    @property
+    def proposals_failed(self) -> int:
+        """Proposals that ended in an error so far."""
+        return self._proposals.failed
+
+    @property
+    def metrics_registry(self) -> Any:
+        """The node's ``prometheus_client.CollectorRegistry`` (register more collectors here)."""
+        return self._observe.registry
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of the metrics endpoint (None without ``metrics_listen``)."""
+        return self._observe.metrics_port
+
     def status(self) -> NodeStatus:
-        """Role, term, leader, log positions and the members as this node sees them."""
+        """Role, term, leader, log positions and the members as this node sees them.
+
+        Also this node's health view: when each member last answered it, how
+        far each lags (leader only), what is wrong (``errors``), the data
+        directory's size and whether it is ready (see ``NodeStatus``).
+        """
         d = self._running()
         assert self._applier is not None and self._log_store is not None
         assert self._peers is not None
-        return build_status(
+        return self._observe.describe(
             d.raft.status(),
             applied=self._applier.applied,
             snapshot_index=self._log_store.snapshot().index,
             addresses=self._peers.addresses,
-            witness=self.config.is_witness,
+            config=self.config,
+            startup_commit=self._startup_commit,
+            apply_failed=self._applier.failed,
+            down_after=self._down_after,
         )

@@ -18,11 +18,13 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from nexus_raft.consensus.core.messages import AppendRequest, Heartbeat, Message
 from nexus_raft.consensus.node import wire
+from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.errors import TransportError
 from nexus_raft.transport.address import NodeAddress
 from nexus_raft.transport.client import RaftClient
@@ -98,6 +100,10 @@ class PeerSender:
 
     Invariant: requests leave in ``send()`` order; each is either answered
     (its response delivered) or reported through ``unreachable``.
+
+    Round-trip sampling: ``_sent``/``_answered`` count the messages of the
+    current connection; at most one message is timed at once (the one
+    numbered ``_sample``), so the cost per message is two integer updates.
     """
 
     def __init__(
@@ -117,6 +123,11 @@ class PeerSender:
         self._ready = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._stats = peers.metrics.peer(node_id)
+        self._sent = 0
+        self._answered = 0
+        self._sample = 0
+        self._sample_at = 0.0
 
     def send(self, request: Outgoing) -> None:
         """Queue ``request`` for the stream (never blocks)."""
@@ -159,12 +170,15 @@ class PeerSender:
                 continue  # the pool replaced the client (new address): reopen
             except TransportError as exc:
                 _log.debug("stream to peer %d failed: %s", self.node_id, exc)
+                self._peers.note_error(self.node_id, exc)
                 self._unreachable(self.node_id)
                 await asyncio.sleep(0.05)
 
     async def _stream(self, client: RaftClient) -> None:
+        loop = asyncio.get_running_loop()
+        self._sent = self._answered = self._sample = 0
         async with client.heartbeat_stream() as hb:
-            reader = asyncio.get_running_loop().create_task(self._read(hb))
+            reader = loop.create_task(self._read(hb))
             try:
                 while not self._closed:
                     if not self._queue:
@@ -172,11 +186,21 @@ class PeerSender:
                         await self._ready.wait()
                         continue
                     request = self._next()
+                    # Counted before the send: its answer may be read while
+                    # the send is still awaiting.
+                    self._sent += 1
+                    if not self._sample:
+                        self._sample = self._sent
+                        self._sample_at = time.monotonic()
                     try:
                         await hb.send(wire.append_to_pb(request, self._peers.cluster_id))
                     except ClientClosed:
                         raise
                     except TransportError:
+                        # Not sent (the stream's contract): it is answered nowhere.
+                        self._sent -= 1
+                        self._answered = min(self._answered, self._sent)
+                        self._sample = 0
                         # Reconnecting: this message is lost (the core resends
                         # from its progress tracking); drop what queued behind it
                         # too, it would only arrive out of date.
@@ -211,10 +235,21 @@ class PeerSender:
 
     async def _read(self, hb: HeartbeatStream) -> None:
         peer, local = self.node_id, self._local
+        stats = self._stats
+        now = time.monotonic
         async for item in hb:
             if isinstance(item, StreamReset):
+                # Everything sent so far is answered or lost now.
+                self._answered = self._sent
+                self._sample = 0
+                self._peers.note_error(peer, item.error)
                 self._unreachable(peer)
                 continue
+            t = stats.last_contact = now()
+            self._answered += 1
+            if self._answered == self._sample:
+                stats.rtt.observe(t - self._sample_at)
+                self._sample = 0
             self._deliver(wire.append_response_from_pb(item, peer, local))
 
 
@@ -233,8 +268,12 @@ class Peers:
         deliver: Deliver,
         unreachable: Unreachable,
         cluster_id: str = "",
+        metrics: NodeMetrics | None = None,
+        on_error: Callable[[int, TransportError], None] | None = None,
     ) -> None:
         self._local = local_id
+        self.metrics = metrics if metrics is not None else NodeMetrics()
+        self._on_error = on_error
         self.cluster_id = cluster_id
         self.addresses: dict[int, str] = dict(addresses)
         self.pool = pool
@@ -247,6 +286,11 @@ class Peers:
     def address(self, node_id: int) -> str | None:
         """The endpoint of ``node_id``, if known."""
         return self.addresses.get(node_id)
+
+    def note_error(self, node_id: int, exc: TransportError) -> None:
+        """A call to ``node_id`` failed with ``exc`` (for the node's warnings)."""
+        if self._on_error is not None:
+            self._on_error(node_id, exc)
 
     def set_address(self, node_id: int, endpoint: str) -> bool:
         """Record ``node_id``'s endpoint; True when it changed."""

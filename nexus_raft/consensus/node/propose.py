@@ -115,12 +115,17 @@ class ProposeAPI:
             elif fut.done():
                 return  # timed out or cancelled meanwhile
             elif isinstance(out, Rejected):
+                self._proposals.failed += 1
                 fut.set_exception(self._rejection(out))
             else:  # pragma: no cover - the core returns an Outcome
                 fut.set_exception(ConsensusError(f"unexpected outcome {out!r}"))
 
         d.submit(op)
-        return await self._wait(fut, timeout, what)
+        try:
+            return await self._wait(fut, timeout, what)
+        except Timeout:
+            self._proposals.failed += 1
+            raise
 
     async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes:
         """Replicate ``command``; returns the state machine's result once applied here.
@@ -178,12 +183,17 @@ class ProposeAPI:
                 if isinstance(out, Accepted):
                     proposals.add_to_group(out.index, out.term, group, slot)
                 elif isinstance(out, Rejected):
+                    proposals.failed += 1
                     group.settle(slot, self._rejection(out))
                 else:  # pragma: no cover - the core returns an Outcome
                     group.settle(slot, ConsensusError(f"unexpected outcome {out!r}"))
 
         d.submit(op)
-        return await self._wait(fut, timeout, f"batch of {len(datas)} proposals")
+        try:
+            return await self._wait(fut, timeout, f"batch of {len(datas)} proposals")
+        except Timeout:
+            proposals.failed += group.left
+            raise
 
     async def read_index(self, *, timeout: float = 5.0) -> int:
         """A linearizable read point: returns once this node applied the leader's commit index.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, Protocol
@@ -66,7 +67,10 @@ async def send_vote(d: Driver, m: VoteRequest) -> None:
         r = await client.vote(wire.vote_to_pb(m, d.cluster_id))
     except (TransportError, KeyError) as exc:
         _log.debug("node %d: vote request to %d failed: %s", d.id, m.to, exc)
+        if isinstance(exc, TransportError):
+            d.peers.note_error(m.to, exc)
         return
+    d.peers.metrics.peer(m.to).last_contact = time.monotonic()
     d.deliver(wire.vote_response_from_pb(r, m.to, d.id))
 
 
@@ -87,6 +91,7 @@ async def send_read_index(d: Driver, m: ReadIndexRequest) -> None:
     except (TransportError, KeyError) as exc:
         fut = d.reads.pop(m.context, None)
         if fut is not None and not fut.done():
+            d.peers.metrics.read_index_failures += 1
             fut.set_exception(Unavailable(f"read index via leader {m.to} failed: {exc}"))
         return
     d.deliver(wire.read_index_response_from_pb(r, m.to, d.id))
@@ -141,6 +146,11 @@ async def send_snapshot(d: Driver, m: SnapshotRequest) -> None:
     finally:
         if stream is not None:
             stream.close()
+    stats = d.peers.metrics.peer(to)
+    if ok:
+        stats.snapshots_sent += 1
+    else:
+        stats.snapshot_send_failures += 1
 
     def report() -> None:
         if answer is not None:

@@ -9,6 +9,7 @@ The transport checked the cluster id before any of this runs.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class PeerHandler:
         self._driver = driver
         self._id = driver.id
         self._staging = staging_dir
+        self._metrics = driver.metrics
 
     def _check_to(self, to: int) -> None:
         if to and to != self._id:
@@ -55,6 +57,7 @@ class PeerHandler:
     async def append_entries(self, request: wire.pb.AppendRequest) -> wire.pb.AppendResponse:
         """Step an append or heartbeat; answer once the appended entries are durable."""
         self._check_to(request.to)
+        self._metrics.leader_contact = time.monotonic()
         resp = await self._driver.request(wire.append_from_pb(request, self._id))
         if not isinstance(resp, (AppendResponse, HeartbeatResponse)):
             raise ConsensusError(f"core answered an append with {type(resp).__name__}")
@@ -67,7 +70,11 @@ class PeerHandler:
         self._check_to(meta.to)
         driver = self._driver
         staging = None if driver.witness else self._staging
-        staged = await receive_snapshot(meta.index, chunks, staging, driver.executor)
+        try:
+            staged = await receive_snapshot(meta.index, chunks, staging, driver.executor)
+        except BaseException:
+            self._metrics.snapshot_receive_failures += 1
+            raise
         old = driver.staged.pop(meta.index, None)
         if old is not None:
             old.discard()
@@ -81,6 +88,10 @@ class PeerHandler:
             staged.discard()
         if not isinstance(resp, AppendResponse):
             raise ConsensusError(f"core answered a snapshot with {type(resp).__name__}")
+        if resp.reject:
+            self._metrics.snapshot_receive_failures += 1
+        else:
+            self._metrics.snapshots_received += 1
         _log.info(
             "node %d: snapshot at %d from %d: %s",
             self._id,

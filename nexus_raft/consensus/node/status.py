@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nexus_raft.consensus.core.messages import Role
@@ -20,6 +20,14 @@ class MemberStatus:
     full voter). ``match`` is the leader's replication progress (0 when this
     node is not the leader); ``payload_floor`` is, for a witness, the index at
     or below which it holds no payloads (as far as this node knows).
+
+    Health as this node sees it: ``last_contact`` is how many seconds ago the
+    member last answered this node (0 for the node itself; None: never, or
+    not known here: a follower only hears from the leader); ``lag`` is how
+    many entries the member is behind the leader's log (leader only, else 0);
+    ``reachable`` is True/False when this node can tell (the leader, about
+    every member; any node, about itself and the leader), else None.
+    ``payload_mode``: a witness the leader currently sends payloads to.
     """
 
     id: int
@@ -28,11 +36,22 @@ class MemberStatus:
     role: str
     match: int = 0
     payload_floor: int = 0
+    last_contact: float | None = None
+    lag: int = 0
+    reachable: bool | None = None
+    payload_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
-    """The node's role, term, leader and log positions, and the members."""
+    """The node's role, term, leader and log positions, and the members.
+
+    ``startup_commit`` is the commit index the node had durably when it
+    started; ``ready`` means it knows a leader and has applied at least that
+    far (what ``/readyz`` answers). ``errors`` lists what is wrong right now
+    (no leader, quorum lost, state machine failed), empty when healthy.
+    ``db_size`` is the bytes of the node's data directory on disk.
+    """
 
     id: int
     role: str
@@ -45,6 +64,20 @@ class NodeStatus:
     members: list[MemberStatus] = field(default_factory=list)
     snapshot_index: int = 0
     witness: bool = False
+    version: str = ""
+    db_size: int = 0
+    startup_commit: int = 0
+    errors: tuple[str, ...] = ()
+
+    @property
+    def has_leader(self) -> bool:
+        """Whether this node knows a leader."""
+        return bool(self.leader_id)
+
+    @property
+    def ready(self) -> bool:
+        """Knows a leader and has applied up to the commit index it saw at start-up."""
+        return self.has_leader and self.applied >= self.startup_commit
 
 
 def build_status(
@@ -54,8 +87,23 @@ def build_status(
     snapshot_index: int,
     addresses: Mapping[int, str],
     witness: bool,
+    contacts: Mapping[int, float] | None = None,
+    down_after: float = 0.0,
+    version: str = "",
+    db_size: int = 0,
+    startup_commit: int = 0,
+    errors: Sequence[str] = (),
+    payload_modes: Mapping[int, bool] | None = None,
 ) -> NodeStatus:
-    """A NodeStatus from the core's status and the node's own positions."""
+    """A NodeStatus from the core's status and the node's own positions.
+
+    ``contacts``: seconds since each member last answered this node (the
+    leader: since this follower last heard from it); a member silent for more
+    than ``down_after`` seconds (0: no judgement) counts as unreachable.
+    """
+    contacts = contacts or {}
+    modes = payload_modes or {}
+    leader = st.role is Role.LEADER
     members: list[MemberStatus] = []
     cs = st.conf_state
     for nid in sorted(cs.members):
@@ -69,10 +117,32 @@ def build_status(
             role = kind_text
         pr = st.progress.get(nid)
         match = pr.match if pr is not None else 0
-        if nid == st.id and st.role is Role.LEADER:
+        if nid == st.id and leader:
             match = st.last_index
         floor = st.payload_floor if nid in cs.witnesses else 0
-        members.append(MemberStatus(nid, addresses.get(nid, ""), kind_text, role, match, floor))
+        contact: float | None
+        reachable: bool | None = None
+        if nid == st.id:
+            contact, reachable = 0.0, True
+        else:
+            contact = contacts.get(nid)
+            if down_after > 0 and (leader or nid == st.leader_id):
+                reachable = contact is not None and contact <= down_after
+        lag = max(0, st.last_index - match) if leader else 0
+        members.append(
+            MemberStatus(
+                nid,
+                addresses.get(nid, ""),
+                kind_text,
+                role,
+                match,
+                floor,
+                contact,
+                lag,
+                reachable,
+                modes.get(nid, False),
+            )
+        )
     lid = st.leader_id
     return NodeStatus(
         id=st.id,
@@ -86,4 +156,8 @@ def build_status(
         members=members,
         snapshot_index=snapshot_index,
         witness=witness,
+        version=version,
+        db_size=db_size,
+        startup_commit=startup_commit,
+        errors=tuple(errors),
     )

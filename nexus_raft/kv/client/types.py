@@ -40,6 +40,10 @@ class MemberInfo:
     the Raft role it is known to have; ``match`` the leader's view of its
     replicated index (0 when the answering node is not the leader);
     ``payload_floor`` for a witness the index below which it holds no payload.
+    Health as the answering node sees it: ``last_contact`` seconds since the
+    member last answered it (None: never, or not known there), ``lag``
+    entries behind the leader's log (leader's view only), ``health``
+    ``"up"``, ``"down"`` or ``"unknown"``.
     """
 
     id: int
@@ -48,6 +52,9 @@ class MemberInfo:
     role: str
     match: int
     payload_floor: int
+    last_contact: float | None = None
+    lag: int = 0
+    health: str = "unknown"
 
     @classmethod
     def from_pb(cls, member: Any) -> MemberInfo:
@@ -59,6 +66,9 @@ class MemberInfo:
             str(member.role),
             int(member.match),
             int(member.payload_floor),
+            float(member.last_contact_seconds) if member.last_contact_seconds >= 0 else None,
+            int(member.lag),
+            str(member.health) or "unknown",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +93,11 @@ class NodeInfo:
     revision: int
     members: tuple[MemberInfo, ...]
     snapshot_index: int = 0
+    version: str = ""
+    db_size: int = 0
+    errors: tuple[str, ...] = ()
+    startup_commit: int = 0
+    ready: bool = False
 
     @classmethod
     def from_pb(cls, endpoint: str, resp: Any) -> NodeInfo:
@@ -101,6 +116,11 @@ class NodeInfo:
             revision=int(resp.revision),
             members=tuple(MemberInfo.from_pb(m) for m in resp.members),
             snapshot_index=int(resp.snapshot_index),
+            version=str(resp.version),
+            db_size=int(resp.db_size),
+            errors=tuple(str(e) for e in resp.errors),
+            startup_commit=int(resp.startup_commit),
+            ready=bool(resp.ready),
         )
 
     @property
@@ -108,8 +128,15 @@ class NodeInfo:
         """True when the answering node considers itself the leader."""
         return self.leader_id is not None and self.leader_id == self.id
 
+    @property
+    def kind(self) -> str:
+        """This member's own kind (voter, learner, witness) as it sees itself."""
+        me = next((m for m in self.members if m.id == self.id), None)
+        return me.kind if me is not None else "unknown"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (members as a list of dicts)."""
         data = asdict(self)
         data["members"] = [m.to_dict() for m in self.members]
+        data["errors"] = list(self.errors)
         return data

@@ -29,8 +29,15 @@ def _int(value: object) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
+def _health(reachable: object) -> str:
+    if reachable is None:
+        return ""
+    return "up" if reachable else "down"
+
+
 def member_to_pb(member: Any) -> Any:
     """One ``MemberStatus`` as a ``kv_pb2.Member``."""
+    contact = getattr(member, "last_contact", None)
     return kv_pb2.Member(
         id=_int(getattr(member, "id", 0)),
         address=str(getattr(member, "address", "") or ""),
@@ -38,6 +45,9 @@ def member_to_pb(member: Any) -> Any:
         role=role_text(getattr(member, "role", "")),
         match=_int(getattr(member, "match", 0)),
         payload_floor=_int(getattr(member, "payload_floor", 0)),
+        last_contact_seconds=float(contact) if isinstance(contact, (int, float)) else -1.0,
+        lag=_int(getattr(member, "lag", 0)),
+        health=_health(getattr(member, "reachable", None)),
     )
 
 
@@ -56,4 +66,9 @@ def status_to_pb(status: Any, cluster_id: str, revision: int) -> Any:
         revision=revision,
         members=[member_to_pb(m) for m in status.members],
         snapshot_index=_int(getattr(status, "snapshot_index", 0)),
+        version=str(getattr(status, "version", "") or ""),
+        db_size=_int(getattr(status, "db_size", 0)),
+        errors=[str(e) for e in getattr(status, "errors", ())],
+        startup_commit=_int(getattr(status, "startup_commit", 0)),
+        ready=bool(getattr(status, "ready", False)),
     )

@@ -261,20 +261,26 @@ class WatchResponse(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("id", "address", "kind", "role", "match", "payload_floor")
+    __slots__ = ("id", "address", "kind", "role", "match", "payload_floor", "last_contact_seconds", "lag", "health")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FLOOR_FIELD_NUMBER: _ClassVar[int]
+    LAST_CONTACT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     id: int
     address: str
     kind: str
     role: str
     match: int
     payload_floor: int
-    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., match: _Optional[int] = ..., payload_floor: _Optional[int] = ...) -> None: ...
+    last_contact_seconds: float
+    lag: int
+    health: str
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., match: _Optional[int] = ..., payload_floor: _Optional[int] = ..., last_contact_seconds: _Optional[float] = ..., lag: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ("cluster_id",)
@@ -283,7 +289,7 @@ class StatusRequest(_message.Message):
     def __init__(self, cluster_id: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("error", "id", "role", "term", "leader_id", "leader_address", "commit", "applied", "last_index", "cluster_id", "revision", "members", "snapshot_index")
+    __slots__ = ("error", "id", "role", "term", "leader_id", "leader_address", "commit", "applied", "last_index", "cluster_id", "revision", "members", "snapshot_index", "version", "db_size", "errors", "startup_commit", "ready")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -297,6 +303,11 @@ class StatusResponse(_message.Message):
     REVISION_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    STARTUP_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
     error: Error
     id: int
     role: str
@@ -310,7 +321,12 @@ class StatusResponse(_message.Message):
     revision: int
     members: _containers.RepeatedCompositeFieldContainer[Member]
     snapshot_index: int
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., commit: _Optional[int] = ..., applied: _Optional[int] = ..., last_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., revision: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., snapshot_index: _Optional[int] = ...) -> None: ...
+    version: str
+    db_size: int
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    startup_commit: int
+    ready: bool
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., commit: _Optional[int] = ..., applied: _Optional[int] = ..., last_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., revision: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., snapshot_index: _Optional[int] = ..., version: _Optional[str] = ..., db_size: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., startup_commit: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
 
 class MembersRequest(_message.Message):
     __slots__ = ("cluster_id",)

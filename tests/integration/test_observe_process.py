@@ -1,0 +1,116 @@
+"""Monitoring real ``nexus-node`` processes: Prometheus metrics, probes, gRPC health."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from .harness import ProcessCluster, wait_until
+
+pytestmark = pytest.mark.process
+
+
+def http_get(address: str, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def scrape(address: str) -> dict[str, float]:
+    """Every sample of the member's /metrics, parsed by prometheus_client's parser."""
+    status, text = http_get(address, "/metrics")
+    assert status == 200
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
+def health_status(address: str, service: str = "") -> Any:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+
+def test_metrics_scraped_while_writes_run(make_cluster: Callable[..., ProcessCluster]) -> None:
+    cluster = make_cluster(3, metrics=True)
+    leader = cluster.wait_for_leader()
+    client = cluster.client()
+    client.put("warmup", b"x")
+    metrics = {i: m.metrics_address for i, m in cluster.members.items()}
+    assert all(metrics.values())
+    before = {i: scrape(a) for i, a in metrics.items() if a}
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        while not stop.is_set() and written[0] < 2000:
+            client.put(f"load/{written[0] % 50}", b"v" * 64)
+            written[0] += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        wait_until("writes to run", lambda: written[0] >= 50, 30)
+        during = {i: scrape(a) for i, a in metrics.items() if a}
+    finally:
+        stop.set()
+        thread.join(30)
+    for i, got in during.items():
+        assert got["nexus_server_has_leader"] == 1, i
+        assert got["nexus_server_is_leader"] == (1 if i == leader else 0)
+        for counter in ("nexus_server_proposals_committed_total",
+                        "nexus_server_proposals_applied_total",
+                        "nexus_disk_wal_fsync_duration_seconds_count"):  # fmt: skip
+            assert got[counter] > before[i][counter], (i, counter)
+        assert got["nexus_kv_revision"] > before[i]["nexus_kv_revision"]
+        assert got["nexus_disk_db_total_size_in_bytes"] > 0
+        assert got["nexus_server_ready"] == 1
+    on_leader = during[leader]
+    peers = [i for i in metrics if i != leader]
+    for peer in peers:
+        assert on_leader[f"nexus_network_peer_round_trip_time_seconds_count{{To={peer}}}"] > 0
+        assert on_leader[f"nexus_network_peer_last_contact_seconds{{To={peer}}}"] < 5
+    for i, address in metrics.items():
+        assert address is not None
+        assert http_get(address, "/readyz") == (200, "ok\n")
+        assert http_get(address, "/livez") == (200, "ok\n")
+        assert http_get(address, "/health")[0] == 200
+
+
+def test_grpc_health_is_serving_on_every_member(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3)
+    cluster.client().put("k", b"v")
+    for member in cluster.members.values():
+        wait_until(
+            f"member {member.id} SERVING",
+            lambda m=member: health_status(m.address) == health_pb2.HealthCheckResponse.SERVING,
+            20,
+        )
+        assert (
+            health_status(member.address, "nexus.kv.KV") == health_pb2.HealthCheckResponse.SERVING
+        )
+    # A member that lost its quorum stops serving (after the grace period).
+    survivor = cluster.members[1]
+    for i in (2, 3):
+        cluster.members[i].kill()
+    wait_until(
+        "the lone member to answer NOT_SERVING",
+        lambda: health_status(survivor.address) == health_pb2.HealthCheckResponse.NOT_SERVING,
+        30,
+    )
+    wait_until("a quorum-lost warning", lambda: "quorum lost" in survivor.log_tail(200), 30)
