@@ -83,7 +83,7 @@ def test_metrics_scraped_while_writes_run(make_cluster: Callable[..., ProcessClu
     for peer in peers:
         assert on_leader[f"nexus_network_peer_round_trip_time_seconds_count{{To={peer}}}"] > 0
         assert on_leader[f"nexus_network_peer_last_contact_seconds{{To={peer}}}"] < 5
-    for i, address in metrics.items():
+    for address in metrics.values():
         assert address is not None
         assert http_get(address, "/readyz") == (200, "ok\n")
         assert http_get(address, "/livez") == (200, "ok\n")
