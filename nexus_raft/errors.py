@@ -85,7 +85,14 @@ class ClusterMismatch(ConsensusError):
 
 
 class Compacted(ConsensusError):
-    """A watch asked for a revision older than the retained history."""
+    """A watch or read asked for a revision older than the retained history.
+
+    ``revision`` is the oldest revision still available (0: not said).
+    """
+
+    def __init__(self, message: str = "", *, revision: int = 0) -> None:
+        super().__init__(message)
+        self.revision = revision
 
 
 class InvalidCommand(ConsensusError, ValueError):

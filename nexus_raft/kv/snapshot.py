@@ -18,17 +18,30 @@ import struct
 from collections.abc import Iterable, Iterator
 
 from nexus_raft.errors import CorruptionError
+from nexus_raft.storage import Batch, Store, Tree
 
-__all__ = ["TREE_CODES", "SnapshotReader", "encode_stream"]
+__all__ = ["TREE_CODES", "SnapshotReader", "encode_stream", "load_stream"]
+
+_RESTORE_BATCH_BYTES = 4 << 20
 
 MAGIC = b"NXKV"
-VERSION = 1
+VERSION = 2
+# Version 1 streams (format-1 records, no lease trees) are still read: the
+# state machine migrates what they load. Version 2 is refused by old code.
+_READABLE = (1, 2)
 _HEADER = struct.Struct(">4sBQ")
 _RECORD = struct.Struct(">BII")
 _TRAILER = struct.Struct(">BQ")
 _END = 0xFF
 
-TREE_CODES: dict[str, int] = {"kv.data": 1, "kv.meta": 2, "kv.sessions": 3, "kv.events": 4}
+TREE_CODES: dict[str, int] = {
+    "kv.data": 1,
+    "kv.meta": 2,
+    "kv.sessions": 3,
+    "kv.events": 4,
+    "kv.leases": 5,
+    "kv.lease_keys": 6,
+}
 """The trees a snapshot carries, with their record codes."""
 
 
@@ -83,7 +96,7 @@ class SnapshotReader:
             if end < _HEADER.size:
                 return out
             magic, version, index = _HEADER.unpack_from(buf)
-            if magic != MAGIC or version != VERSION:
+            if magic != MAGIC or version not in _READABLE:
                 raise CorruptionError("not a KV snapshot stream (bad magic or version)")
             self.index = index
             pos = _HEADER.size
@@ -124,3 +137,36 @@ class SnapshotReader:
 
 
 _CODES = frozenset(TREE_CODES.values())
+
+
+def load_stream(
+    store: Store,
+    trees: dict[int, Tree],
+    index: int,
+    chunks: Iterable[bytes],
+    *,
+    skip: tuple[int, bytes] | None = None,
+) -> None:
+    """Write a stream's records into ``trees`` (by code) in ~4 MiB batches; ``skip`` one record.
+
+    CorruptionError if the stream is for another index than ``index`` or cut short.
+    """
+    reader = SnapshotReader()
+    batch = Batch()
+    size = 0
+    for chunk in chunks:
+        for code, key, value in reader.feed(chunk):
+            if skip is not None and (code, key) == skip:
+                continue
+            batch.insert(key, value, tree=trees[code])
+            size += len(key) + len(value) + 16
+            if size >= _RESTORE_BATCH_BYTES:
+                store.apply_batch(batch)
+                batch = Batch()
+                size = 0
+        if reader.index is not None and reader.index != index:
+            raise CorruptionError(
+                f"snapshot stream covers index {reader.index}, restore was given {index}"
+            )
+    reader.finish()
+    store.apply_batch(batch)

@@ -1,14 +1,19 @@
 """KVStateMachine: the replicated key-value store, persisted on the node's Store.
 
-Trees: ``kv.data`` (key -> modification revision + value), ``kv.meta``
-(applied index, revision, event-history bookkeeping), ``kv.sessions``
-(client sessions, see :mod:`~nexus_raft.kv.sessions`) and ``kv.events``
-(revision -> change, the bounded history watches replay).
+Trees: ``kv.data`` (key -> value and MVCC metadata), ``kv.meta`` (applied
+index, revision, format, event-history bookkeeping), ``kv.sessions`` (client
+sessions, see :mod:`~nexus_raft.kv.sessions`), ``kv.events`` ((main, sub)
+revision -> change, the bounded history watches replay and past reads
+undo), ``kv.leases`` and ``kv.lease_keys`` (etcd leases and their keys).
+Record layouts: :mod:`~nexus_raft.kv.records`; a store written before them
+is migrated on open (:mod:`~nexus_raft.kv.migrate`).
 
 Exactly-once: every apply writes the data, the events, the sessions and the
 applied index in ONE write batch, so after a crash the applied index says
 precisely which commands are in the store; re-applying an index at or below
-it is a no-op. The revision of a change is the log index of its command.
+it is a no-op. Revisions count write transactions: every command that
+changes something takes the next main revision (etcd's rule), so a revision
+is not a log index.
 
 Locking: one lock serialises applies, snapshots' start, restores and watch
 registration, and live events are published under it, so a watch sees
@@ -26,23 +31,27 @@ from typing import Any
 from nexus_raft.consensus.state_machine import ChunkedSnapshot
 from nexus_raft.errors import (
     Compacted,
-    CorruptionError,
     InvalidCommand,
     RaftUsageError,
     Unavailable,
 )
-from nexus_raft.kv.apply import (
-    ApplyPass,
-    decode_event,
+from nexus_raft.kv.apply import ApplyPass
+from nexus_raft.kv.commands import MAX_KEY_BYTES, KVCommand, KVResult, ResultCode, as_key
+from nexus_raft.kv.migrate import migrate, needs_migration
+from nexus_raft.kv.records import (
+    FORMAT,
+    KeyRecord,
     decode_record,
     decode_u64,
     encode_u64,
+    event_key,
     event_size,
+    split_event_key,
 )
-from nexus_raft.kv.commands import MAX_KEY_BYTES, KVCommand, KVResult, ResultCode, as_key
 from nexus_raft.kv.sessions import SessionTable, decode_session
-from nexus_raft.kv.snapshot import TREE_CODES, SnapshotReader, encode_stream
-from nexus_raft.kv.watch_hub import WatchEvent, WatchHub, WatchStream
+from nexus_raft.kv.snapshot import TREE_CODES, encode_stream, load_stream
+from nexus_raft.kv.views import ReadView
+from nexus_raft.kv.watch_hub import WatchEvent, WatchHub, WatchStream, stored_event
 from nexus_raft.storage import Batch, Store
 
 __all__ = ["KVStateMachine"]
@@ -53,9 +62,13 @@ DATA_TREE = "kv.data"
 META_TREE = "kv.meta"
 SESSIONS_TREE = "kv.sessions"
 EVENTS_TREE = "kv.events"
+LEASES_TREE = "kv.leases"
+LEASE_KEYS_TREE = "kv.lease_keys"
+
+LeaseListener = Callable[[dict[int, int], list[int]], None]
+"""Called after an apply with (leases granted: id -> TTL, lease ids revoked)."""
 
 _RESTORING = b"restoring"
-_RESTORE_BATCH_BYTES = 4 << 20
 
 
 def _positive(name: str, value: object) -> int:
@@ -111,6 +124,8 @@ class KVStateMachine:
         self._ev_count = 0
         self._ev_bytes = 0
         self._ev_floor = 1  # every event with revision >= this is retained
+        self._compacted = 0  # the revision of the last etcd Compact (0: none)
+        self._lease_listeners: list[LeaseListener] = []
         self._restoring = False
         if store is not None:
             self.open(store)
@@ -131,8 +146,16 @@ class KVStateMachine:
                 self._wipe()
                 self._meta.delete(_RESTORING)
                 store.flush()
+            self._upgrade()
             self._load()
             return self._applied
+
+    def _upgrade(self) -> None:
+        """Migrate format-1 state (before the etcd API) or stamp an empty store's format."""
+        if needs_migration(self._meta):
+            migrate(self._require_store(), self._data, self._meta, self._events)
+        elif self._meta.get(b"format") is None:
+            self._meta.set(b"format", encode_u64(FORMAT))
 
     def _bind_trees(self) -> None:
         store = self._require_store()
@@ -140,6 +163,8 @@ class KVStateMachine:
         self._meta = store.tree(META_TREE)
         self._sessions_tree = store.tree(SESSIONS_TREE)
         self._events = store.tree(EVENTS_TREE)
+        self._leases = store.tree(LEASES_TREE)
+        self._lease_keys = store.tree(LEASE_KEYS_TREE)
 
     def _load(self) -> None:
         """(Re)read the in-memory mirror of the persisted state."""
@@ -154,6 +179,7 @@ class KVStateMachine:
         self._ev_count = u64(b"ev-count", 0)
         self._ev_bytes = u64(b"ev-bytes", 0)
         self._ev_floor = u64(b"ev-floor", 1)
+        self._compacted = u64(b"compact-rev", 0)
         self._sessions.load(decode_session(k, v) for k, v in self._sessions_tree.iter())
 
     def close(self) -> None:
@@ -264,9 +290,16 @@ class KVStateMachine:
             raise
         self._applied = applied
         self._revision = work.revision
-        self._ev_count += len(work.events)
-        self._ev_bytes += work.event_bytes
+        self._ev_count, self._ev_bytes, self._ev_floor = work.ev_count, work.ev_bytes, work.ev_floor
+        self._compacted = work.ws.compacted
         self._hub.publish(work.events)
+        ws = work.ws
+        if (ws.leases_granted or ws.leases_revoked) and self._lease_listeners:
+            for listener in list(self._lease_listeners):
+                try:
+                    listener(dict(ws.leases_granted), list(ws.leases_revoked))
+                except Exception:
+                    logger.exception("a lease listener failed")
         if (
             self._ev_count > self.max_events + self._trim_slack
             or self._ev_bytes > self.max_event_bytes + self._trim_slack_bytes
@@ -282,10 +315,12 @@ class KVStateMachine:
         # was deleted by earlier trims, and seeking to the first key would
         # walk all of their deletion markers LevelDB has not compacted yet.
         for key, value in self._events.range(encode_u64(self._ev_floor), None):
-            if count <= self.max_events and size <= self.max_event_bytes:
+            main = split_event_key(key)[0]
+            # Never split a transaction: the floor is a whole main revision.
+            if main != last and count <= self.max_events and size <= self.max_event_bytes:
                 break
             batch.remove(key, tree=self._events)
-            last = decode_u64(key)
+            last = main
             count -= 1
             size -= event_size(value)
         floor = max(self._ev_floor, last + 1)
@@ -315,6 +350,10 @@ class KVStateMachine:
         """The oldest revision a watch can still start from."""
         return self._ev_floor
 
+    def compacted_revision(self) -> int:
+        """The revision of the last etcd Compact (0: none); reads before it are refused."""
+        return self._compacted
+
     def get(self, key: bytes | str) -> tuple[bytes | None, int]:
         """(value, modification revision) of ``key``; ``(None, 0)`` when absent."""
         key = as_key(key)
@@ -322,7 +361,33 @@ class KVStateMachine:
         raw = self._data.get(key)
         if raw is None:
             return None, 0
-        return decode_record(raw)
+        rec = decode_record(raw)
+        return rec.value, rec.mod
+
+    def get_record(self, key: bytes | str) -> KeyRecord | None:
+        """``key``'s value and MVCC metadata (None when absent)."""
+        key = as_key(key)
+        self._check_readable()
+        raw = self._data.get(key)
+        return None if raw is None else decode_record(raw)
+
+    def read_view(self) -> ReadView:
+        """A consistent view for etcd reads (current or past revisions); close it after use."""
+        with self._lock:
+            self._check_readable()
+            view = self._require_store().snapshot()
+        return ReadView(view, DATA_TREE, META_TREE, EVENTS_TREE, LEASES_TREE, LEASE_KEYS_TREE)
+
+    def add_lease_listener(self, listener: LeaseListener) -> None:
+        """Call ``listener(granted, revoked)`` after every apply that grants or revokes leases."""
+        self._lease_listeners.append(listener)
+
+    def remove_lease_listener(self, listener: LeaseListener) -> None:
+        """Stop calling ``listener``."""
+        try:
+            self._lease_listeners.remove(listener)
+        except ValueError:
+            pass
 
     def list_keys(self, prefix: bytes | str = b"", limit: int = 0) -> list[bytes]:
         """Keys starting with ``prefix`` in key order; ``limit`` 0 means all."""
@@ -380,10 +445,21 @@ class KVStateMachine:
             raise TypeError(f"start_revision must be an int, not {type(start_revision).__name__}")
         if start_revision < 0:
             raise ValueError("start_revision must be >= 0")
+        return self.watch_range(prefix, True, start_revision)
+
+    def watch_range(
+        self, start: bytes, end: bytes | bool | None, start_revision: int = 0
+    ) -> WatchStream:
+        """Events for keys in ``[start, end)`` (``end`` None: no bound; True: the prefix ``start``).
+
+        As :meth:`watch` otherwise (history from ``start_revision``, then live).
+        """
+        if start_revision < 0:
+            raise ValueError("start_revision must be >= 0")
         with self._lock:
             self._check_readable()
             first = start_revision if start_revision else self._revision + 1
-            stream = self._hub.subscribe(prefix, first)
+            stream = self._hub.subscribe(start, first, end)
             stream.set_resume(self._resume)
             try:
                 if first <= self._revision:
@@ -397,19 +473,20 @@ class KVStateMachine:
         """Point ``stream`` at history from its next revision (under the lock: no gap)."""
         with self._lock:
             store = self._require_store()
-            wanted = stream.next_revision
+            wanted, sub = stream.next_position
             if wanted < self._ev_floor:
                 raise Compacted(
-                    f"revision {wanted} is compacted; the oldest retained is {self._ev_floor}"
+                    f"revision {wanted} is compacted; the oldest retained is {self._ev_floor}",
+                    revision=self._ev_floor,
                 )
             view = store.snapshot()
-            events = view.tree(EVENTS_TREE).range(encode_u64(wanted), None)
-            prefix = stream.prefix
+            events = view.tree(EVENTS_TREE).range(event_key(wanted, sub), None)
+            matches = stream.matches
 
             def replay() -> Iterator[WatchEvent]:
-                for key, value in events:
-                    event = decode_event(key, value)
-                    if event.key.startswith(prefix):
+                for raw_key, value in events:
+                    event = stored_event(raw_key, value)
+                    if matches(event.key):
                         yield event
 
             stream.set_replay(replay(), view.close)
@@ -450,6 +527,8 @@ class KVStateMachine:
                 self._wipe()
                 self._load_stream(index, chunks)
                 self._meta.set(b"applied", encode_u64(index))
+                # A stream from a member of the old format carries format-1 records.
+                self._upgrade()
                 self._meta.delete(_RESTORING)
                 store.flush()
             except BaseException:
@@ -471,7 +550,7 @@ class KVStateMachine:
     def _wipe(self) -> None:
         """Empty every kv.* tree except the restore marker."""
         store = self._require_store()
-        for name in (DATA_TREE, SESSIONS_TREE, EVENTS_TREE):
+        for name in (DATA_TREE, SESSIONS_TREE, EVENTS_TREE, LEASES_TREE, LEASE_KEYS_TREE):
             store.drop_tree(name)
         batch = Batch()
         for key, _ in self._meta.iter():
@@ -481,32 +560,17 @@ class KVStateMachine:
         self._bind_trees()
 
     def _load_stream(self, index: int, chunks: Iterable[bytes]) -> None:
-        store = self._require_store()
         trees = {
             TREE_CODES[DATA_TREE]: self._data,
             TREE_CODES[META_TREE]: self._meta,
             TREE_CODES[SESSIONS_TREE]: self._sessions_tree,
             TREE_CODES[EVENTS_TREE]: self._events,
+            TREE_CODES[LEASES_TREE]: self._leases,
+            TREE_CODES[LEASE_KEYS_TREE]: self._lease_keys,
         }
-        reader = SnapshotReader()
-        batch = Batch()
-        size = 0
-        for chunk in chunks:
-            for code, key, value in reader.feed(chunk):
-                if code == TREE_CODES[META_TREE] and key == _RESTORING:
-                    continue
-                batch.insert(key, value, tree=trees[code])
-                size += len(key) + len(value) + 16
-                if size >= _RESTORE_BATCH_BYTES:
-                    store.apply_batch(batch)
-                    batch = Batch()
-                    size = 0
-            if reader.index is not None and reader.index != index:
-                raise CorruptionError(
-                    f"snapshot stream covers index {reader.index}, restore was given {index}"
-                )
-        reader.finish()
-        store.apply_batch(batch)
+        load_stream(
+            self._require_store(), trees, index, chunks, skip=(TREE_CODES[META_TREE], _RESTORING)
+        )
 
     def __repr__(self) -> str:
         return (

@@ -3,9 +3,11 @@
 A :class:`WatchStream` is an async iterator of :class:`WatchEvent`. It first
 replays retained history (``kv.events``, read from a consistent store
 snapshot taken when the watch was registered), then yields the live events
-that ``apply`` publishes through the :class:`WatchHub`. Revisions strictly
-increase along a stream: an event whose revision was already delivered is
-skipped, which is what makes the history/live hand-over seamless.
+that ``apply`` publishes through the :class:`WatchHub`. Positions (main
+revision, sub revision) strictly increase along a stream: an event at or
+before one already delivered is skipped, which is what makes the
+history/live hand-over seamless. A stream watches a key range ``[start,
+end)`` (a prefix is the range of keys starting with it).
 
 Threading: ``publish`` may run on any thread, including the event-loop
 thread the watcher awaits on. A stream's buffer is guarded by a plain lock
@@ -27,21 +29,42 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-__all__ = ["WatchEvent", "WatchHub", "WatchStream"]
+from nexus_raft.kv.records import KeyRecord, decode_event, split_event_key
+
+__all__ = ["WatchEvent", "WatchHub", "WatchStream", "stored_event"]
 
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
-    """A change at ``revision`` (the log index that made it); ``value`` None is a delete."""
+    """A change at ``revision`` (its main revision); ``value`` None is a delete.
+
+    ``sub`` orders the changes of one transaction; ``create_revision``,
+    ``version`` and ``lease`` are the key's metadata after a put (0 after a
+    delete); ``prev`` is the key's state before the change (None: absent).
+    """
 
     revision: int
     key: bytes
     value: bytes | None
+    sub: int = 0
+    create_revision: int = 0
+    version: int = 0
+    lease: int = 0
+    prev: KeyRecord | None = None
 
     @property
     def is_delete(self) -> bool:
         """True when the key was deleted."""
         return self.value is None
+
+
+def stored_event(raw_key: bytes, raw: bytes) -> WatchEvent:
+    """The :class:`WatchEvent` of one ``kv.events`` record."""
+    main, sub = split_event_key(raw_key)
+    key, new, prev = decode_event(raw, main)
+    if new is None:
+        return WatchEvent(main, key, None, sub, 0, 0, 0, prev)
+    return WatchEvent(main, key, new.value, sub, new.create, new.version, new.lease, prev)
 
 
 # Re-arms a stream that fell behind: checks its next revision against the
@@ -55,12 +78,14 @@ class WatchStream:
     __slots__ = (
         "_buffer",
         "_closed",
+        "_end",
         "_hub",
         "_limit",
         "_lock",
         "_loop",
         "_loop_thread",
         "_next",
+        "_next_sub",
         "_overflow",
         "_prefix",
         "_release",
@@ -69,10 +94,20 @@ class WatchStream:
         "_waiter",
     )
 
-    def __init__(self, hub: WatchHub, prefix: bytes, next_revision: int, limit: int) -> None:
+    def __init__(
+        self,
+        hub: WatchHub,
+        prefix: bytes,
+        next_revision: int,
+        limit: int,
+        end: bytes | bool | None = True,
+    ) -> None:
         self._hub = hub
         self._prefix = prefix
+        # end True: the keys starting with prefix; None: every key >= prefix.
+        self._end: bytes | None = _prefix_end(prefix) if end is True else end  # type: ignore[assignment]
         self._next = next_revision
+        self._next_sub = 0
         self._limit = limit
         self._lock = threading.Lock()
         self._buffer: deque[WatchEvent] = deque()
@@ -87,13 +122,28 @@ class WatchStream:
 
     @property
     def prefix(self) -> bytes:
-        """The watched key prefix."""
+        """The first watched key (for a prefix watch: the prefix)."""
         return self._prefix
 
     @property
+    def end(self) -> bytes | None:
+        """The end of the watched range (exclusive; None: no bound)."""
+        return self._end
+
+    def matches(self, key: bytes) -> bool:
+        """Whether ``key`` is in the watched range."""
+        end = self._end
+        return key >= self._prefix and (end is None or key < end)
+
+    @property
     def next_revision(self) -> int:
-        """The lowest revision this stream can still yield."""
+        """The lowest main revision this stream can still yield."""
         return self._next
+
+    @property
+    def next_position(self) -> tuple[int, int]:
+        """The lowest (main, sub) revision this stream can still yield."""
+        return self._next, self._next_sub
 
     @property
     def closed(self) -> bool:
@@ -175,9 +225,8 @@ class WatchStream:
                 if event is None:
                     self._drop_replay()
                     continue
-                if event.revision < self._next:
+                if not self._take(event):
                     continue
-                self._next = event.revision + 1
                 return event
             waiter: asyncio.Future[None] | None = None
             resume = False
@@ -186,9 +235,8 @@ class WatchStream:
                     resume = True
                 elif self._buffer:
                     event = self._buffer.popleft()
-                    if event.revision < self._next:
+                    if not self._take(event):
                         continue
-                    self._next = event.revision + 1
                     return event
                 else:
                     loop = asyncio.get_running_loop()
@@ -208,6 +256,18 @@ class WatchStream:
                 with self._lock:
                     if self._waiter is waiter:
                         self._waiter = None
+
+    def _take(self, event: WatchEvent) -> bool:
+        """Advance past ``event`` if it is new for this stream; False: already delivered."""
+        rev, nxt = event.revision, self._next
+        if rev < nxt or (rev == nxt and event.sub < self._next_sub):
+            return False
+        self._next, self._next_sub = rev, event.sub + 1
+        return True
+
+    def ready(self) -> bool:
+        """Whether an event can be taken without waiting (history left or live ones buffered)."""
+        return self._replay is not None or bool(self._buffer) or self._overflow
 
     async def __aenter__(self) -> WatchStream:
         return self
@@ -245,6 +305,14 @@ class WatchStream:
         return f"WatchStream(prefix={self._prefix!r}, next={self._next}, closed={self._closed})"
 
 
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key above every key starting with ``prefix`` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes((stripped[-1] + 1,))
+
+
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -268,9 +336,15 @@ class WatchHub:
         with self._lock:
             return len(self._streams)
 
-    def subscribe(self, prefix: bytes, next_revision: int) -> WatchStream:
-        """A new stream of events under ``prefix`` from ``next_revision`` on."""
-        stream = WatchStream(self, prefix, next_revision, self._limit)
+    def subscribe(
+        self, prefix: bytes, next_revision: int, end: bytes | bool | None = True
+    ) -> WatchStream:
+        """A new stream of events under ``prefix`` (or in ``[prefix, end)``) from ``next_revision``.
+
+        ``end`` True (the default) watches the keys starting with ``prefix``;
+        bytes or None (no upper bound) watch that range.
+        """
+        stream = WatchStream(self, prefix, next_revision, self._limit, end)
         with self._lock:
             self._streams.append(stream)
         return stream
@@ -290,9 +364,9 @@ class WatchHub:
         with self._lock:
             streams = list(self._streams)
         for stream in streams:
-            prefix = stream.prefix
+            matches = stream.matches
             for event in events:
-                if event.key.startswith(prefix):
+                if matches(event.key):
                     stream.push(event)
 
     def mark_all_behind(self) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
 from nexus_raft.errors import CorruptionError, InvalidCommand, RaftUsageError
-from nexus_raft.kv.apply import encode_record
 from nexus_raft.kv.commands import KVCommand, KVOp, KVResult, ResultCode
+from nexus_raft.kv.records import encode_record
 from nexus_raft.kv.state_machine import KVStateMachine
 from nexus_raft.storage import Batch, Store
 
@@ -50,18 +50,18 @@ def test_put_get_delete_cas_revisions(store: Store) -> None:
     r = res(sm.apply(3, KVCommand.cas("users/alice", b"wrong", b"x").encode()))
     assert (r.ok, r.code, r.revision, r.prev_value) == (False, ResultCode.CAS_FAILED, 2, b"a2")
     r = res(sm.apply(4, KVCommand.cas("users/alice", b"a2", b"a3").encode()))
-    assert (r.ok, r.revision) == (True, 4)
+    assert (r.ok, r.revision) == (True, 3)  # the failed cas took no revision
     r = res(sm.apply(5, KVCommand.cas("users/bob", None, b"b1").encode()))
-    assert (r.ok, r.revision, r.prev_value) == (True, 5, None)
+    assert (r.ok, r.revision, r.prev_value) == (True, 4, None)
     r = res(sm.apply(6, KVCommand.cas("users/bob", None, b"b2").encode()))
     assert r.code is ResultCode.CAS_FAILED
     r = res(sm.apply(7, KVCommand.cas("users/bob", b"b1", None).encode()))  # CAS delete
-    assert (r.ok, r.revision, r.prev_value) == (True, 7, b"b1")
+    assert (r.ok, r.revision, r.prev_value) == (True, 5, b"b1")
     r = res(sm.apply(8, KVCommand.delete("users/alice").encode()))
-    assert (r.ok, r.revision, r.prev_value) == (True, 8, b"a3")
+    assert (r.ok, r.revision, r.prev_value) == (True, 6, b"a3")
     r = res(sm.apply(9, KVCommand.delete("users/alice").encode()))  # absent: no change
-    assert (r.ok, r.revision, r.prev_value) == (True, 8, None)
-    assert sm.revision() == 8 and sm.applied_index() == 9
+    assert (r.ok, r.revision, r.prev_value) == (True, 6, None)
+    assert sm.revision() == 6 and sm.applied_index() == 9
     assert sm.get("users/alice") == (None, 0)
 
 
@@ -231,13 +231,13 @@ def test_snapshot_restore_round_trip_streams_100k_keys(tmp_path: Path) -> None:
     try:
         n = 100_000
         value = b"v" * 40
-        # Bulk state written the way apply writes it (record = revision + value),
+        # Bulk state written the way apply writes it (record = metadata + value),
         # so the test's time goes to the snapshot stream, not to building it.
         data = src_store.tree("kv.data")
         for lo in range(0, n - 6000, 10_000):
             batch = Batch()
             for i in range(lo, min(lo + 10_000, n - 6000)):
-                batch.insert(f"bulk/key{i:07d}", encode_record(value, 1), tree=data)
+                batch.insert(f"bulk/key{i:07d}", encode_record(value, 1, 1, 1), tree=data)
             src_store.apply_batch(batch)
         src = KVStateMachine(src_store, max_sessions=50, max_events=1000)
         index = 0

@@ -37,23 +37,24 @@ async def take(stream: WatchStream, n: int, timeout: float = 5.0) -> list[WatchE
     return await asyncio.wait_for(go(), timeout)
 
 
+def short(events: list[WatchEvent]) -> list[tuple[int, bytes, bytes | None]]:
+    return [(e.revision, e.key, e.value) for e in events]
+
+
 def test_replay_then_live_on_the_loop_thread(store: Store) -> None:
     sm = KVStateMachine(store)
     sm.apply_batch([(1, put("a/1", b"x")), (2, put("b/1", b"y")), (3, delete("a/1"))])
 
     async def main() -> None:
         async with sm.watch("a/", start_revision=1) as stream:
-            assert await take(stream, 2) == [
-                WatchEvent(1, b"a/1", b"x"),
-                WatchEvent(3, b"a/1", None),
-            ]
+            assert short(await take(stream, 2)) == [(1, b"a/1", b"x"), (3, b"a/1", None)]
             # apply on the event loop thread itself (an embedded node does this)
             sm.apply_batch([(4, put("b/2", b"z")), (5, put("a/2", b"w"))])
-            assert await take(stream, 1) == [WatchEvent(5, b"a/2", b"w")]
+            assert short(await take(stream, 1)) == [(5, b"a/2", b"w")]
             waiter = asyncio.ensure_future(take(stream, 1))
             await asyncio.sleep(0)  # the consumer is parked on its future now
             sm.apply(6, put("a/3", b"v"))
-            assert await waiter == [WatchEvent(6, b"a/3", b"v")]
+            assert short(await waiter) == [(6, b"a/3", b"v")]
         assert stream.closed
 
     asyncio.run(main())
@@ -133,7 +134,7 @@ def test_trimming_starts_at_the_history_floor(
     assert seen and all(isinstance(s, bytes) and int.from_bytes(s, "big") >= floor for s in seen)
     assert sm.history_floor() > floor
     assert events.count() <= 100 + 12
-    assert next(iter(events.iter()))[0] == sm.history_floor().to_bytes(8, "big")
+    assert next(iter(events.iter()))[0] == sm.history_floor().to_bytes(8, "big") + bytes(4)
 
 
 def test_apply_from_another_thread_delivers_in_order(store: Store) -> None:
