@@ -86,7 +86,7 @@ def test_expiry_uses_command_timestamps(store: Store) -> None:
     sm.apply(11_500, put("c", b"1", client=3, seq=1, ts=11_500))  # client 1 idle 10.5 s
     assert 1 not in _clients(store) and {2, 3} <= _clients(store)
     r = KVResult.decode(sm.apply(11_600, put("a", b"2", client=1, seq=1, ts=11_600)))
-    assert r.ok and sm.get("a") == (b"2", 11_600)
+    assert r.ok and sm.get("a") == (b"2", 4)  # the fourth change
 
 
 def test_leader_clock_jump_does_not_expire_a_session_mid_retry(store: Store) -> None:
