@@ -22,8 +22,19 @@ A hard state whose only change is the commit index is not saved on its own
 and is forced out before any compaction so the log never starts past it.
 
 Requests from peers (the transport handler) are stepped with a future that
-the core's response completes: the core answers every request exactly once,
-in order per sender, so a FIFO of futures per sender pairs them.
+the core's answer completes, paired explicitly, never by arrival order (a
+leader answers a forwarded read only after a heartbeat round, but a vote
+from the same sender at once):
+
+- votes, appends, heartbeats and snapshots are answered inside ``step()``:
+  the answer is the response of the matching kind to the sender among the
+  messages that step produced, and the future is tied to that very message;
+- a forwarded ReadIndexRequest is answered later, by a ReadIndexResponse
+  carrying its context: futures wait under (sender, context).
+
+A request the core refuses (it raises) or leaves unanswered fails at once;
+it never holds a slot that a later answer could fill, and never waits for
+the timeout.
 """
 
 from __future__ import annotations
@@ -72,9 +83,9 @@ from nexus_raft.consensus.node.send import (
     send_vote,
 )
 from nexus_raft.consensus.node.snapshot import StagedSnapshot
-from nexus_raft.errors import NexusRaftError, NotLeader, Unavailable
+from nexus_raft.errors import ConsensusError, NexusRaftError, NotLeader, Unavailable
 
-__all__ = ["Driver"]
+__all__ = ["Driver", "RequestRefused"]
 
 _log = logging.getLogger(__name__)
 
@@ -84,6 +95,20 @@ _RESPONSES = (VoteResponse, AppendResponse, HeartbeatResponse, ReadIndexResponse
 # event loop thread; bigger ones in the executor, so that the loop keeps
 # serving (applying, reading responses, taking proposals) during the fsync.
 _INLINE_SAVE_ENTRIES = 16
+
+
+# The answer the core gives, inside step(), to each kind of request (a
+# ReadIndexRequest is answered later, see Driver.request).
+_ANSWER_KINDS: dict[type, type] = {
+    VoteRequest: VoteResponse,
+    AppendRequest: AppendResponse,
+    Heartbeat: HeartbeatResponse,
+    SnapshotRequest: AppendResponse,
+}
+
+
+class RequestRefused(ConsensusError):
+    """The core refused a peer's request (or had no answer for it)."""
 
 
 def _no_answer(fut: asyncio.Future[Message], timeout: float) -> None:
@@ -137,8 +162,12 @@ class Driver:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.failed: BaseException | None = None
-        # Sender id -> futures of its requests stepped into the core, in step order.
-        self._responders: dict[int, collections.deque[asyncio.Future[Message]]] = {}
+        # id(answer) -> (answer, future of the request it answers): the core's
+        # answers to requests, paired when the request was stepped (the
+        # message is held, so its id is not reused while it waits here).
+        self._answers: dict[int, tuple[Message, asyncio.Future[Message]]] = {}
+        # (sender, context) -> futures of forwarded reads the core will answer.
+        self._remote_reads: dict[tuple[int, bytes], collections.deque[asyncio.Future[Message]]] = {}
         # Read-index context -> the caller waiting for its read state.
         self.reads: dict[bytes, asyncio.Future[int]] = {}
         # Received snapshots waiting for the core's decision, by index.
@@ -227,28 +256,84 @@ class Driver:
         self._wake.set()
 
     async def request(self, m: Message, timeout: float = 10.0) -> Message:
-        """Step a peer's request and wait for the core's answer to it."""
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        """Step a peer's request and wait for the core's answer to it.
 
-        def op() -> None:
-            self._responders.setdefault(m.frm, collections.deque()).append(fut)
-            self.step(m)
-
-        self.submit(op)
+        Raises :class:`RequestRefused` at once when the core refuses the
+        request or does not answer it; see the module docstring for pairing.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Message] = loop.create_future()
+        read_key: tuple[int, bytes] | None = None
+        if isinstance(m, ReadIndexRequest):
+            read_key = (m.frm, m.context)
+            key = read_key
+            self.submit(lambda: self._step_read(m, key, fut))
+        else:
+            self.submit(lambda: self._step_request(m, fut))
         # A timer instead of asyncio.wait_for: this runs for every append a
         # follower receives, and wait_for costs an extra future and task switch.
-        handle = asyncio.get_running_loop().call_later(timeout, _no_answer, fut, timeout)
+        handle = loop.call_later(timeout, _no_answer, fut, timeout)
         try:
             return await fut
         finally:
             handle.cancel()
+            if read_key is not None:
+                self._forget_read(read_key, fut)
+
+    def _step_request(self, m: Message, fut: asyncio.Future[Message]) -> None:
+        """Step a request the core answers within ``step()``; tie ``fut`` to that answer."""
+        if fut.done():
+            return  # the caller gave up before its request was stepped
+        msgs = self.raft.msgs
+        before = len(msgs)
+        refused = self._try_step(m)
+        if refused is not None:
+            fut.set_exception(RequestRefused(f"{type(m).__name__} from {m.frm}: {refused}"))
+            return
+        kind = _ANSWER_KINDS.get(type(m))
+        for out in msgs[before:]:
+            if type(out) is kind and out.to == m.frm:
+                self._answers[id(out)] = (out, fut)
+                return
+        fut.set_exception(
+            RequestRefused(f"the core did not answer {type(m).__name__} from {m.frm}")
+        )
+
+    def _step_read(
+        self, m: ReadIndexRequest, key: tuple[int, bytes], fut: asyncio.Future[Message]
+    ) -> None:
+        """Step a forwarded read; its answer (now or after a heartbeat round) finds ``fut``."""
+        if fut.done():
+            return
+        self._remote_reads.setdefault(key, collections.deque()).append(fut)
+        refused = self._try_step(m)
+        if refused is not None:
+            self._forget_read(key, fut)
+            fut.set_exception(RequestRefused(f"ReadIndexRequest from {m.frm}: {refused}"))
+
+    def _forget_read(self, key: tuple[int, bytes], fut: asyncio.Future[Message]) -> None:
+        q = self._remote_reads.get(key)
+        if q is None:
+            return
+        try:
+            q.remove(fut)
+        except ValueError:
+            pass
+        if not q:
+            del self._remote_reads[key]
 
     def step(self, m: Message) -> None:
         """Step ``m`` now (on the driver task); a refused message is logged."""
+        self._try_step(m)
+
+    def _try_step(self, m: Message) -> NexusRaftError | None:
+        """Step ``m``; the error if the core refused it (logged), else None."""
         try:
             self.raft.step(m)
         except NexusRaftError as exc:
             _log.warning("node %d: message %s refused: %s", self.id, type(m).__name__, exc)
+            return exc
+        return None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -440,12 +525,21 @@ class Driver:
 
     def _send(self, m: Message) -> None:
         if isinstance(m, _RESPONSES):
-            q = self._responders.get(m.to)
-            if not q:
+            fut: asyncio.Future[Message] | None = None
+            if type(m) is ReadIndexResponse:
+                key = (m.to, m.context)
+                q = self._remote_reads.get(key)
+                if q:
+                    fut = q.popleft()
+                    if not q:
+                        del self._remote_reads[key]
+            else:
+                paired = self._answers.pop(id(m), None)
+                if paired is not None and paired[0] is m:
+                    fut = paired[1]
+            if fut is None:
                 _log.debug("node %d: no requester for %s to %d", self.id, type(m).__name__, m.to)
-                return
-            fut = q.popleft()
-            if not fut.done():
+            elif not fut.done():
                 fut.set_result(m)
             return
         if isinstance(m, (AppendRequest, Heartbeat)):
@@ -489,11 +583,13 @@ class Driver:
 
     def _fail_waiting(self, exc: NexusRaftError) -> None:
         self._fail_reads(exc)
-        responders, self._responders = self._responders, {}
-        for q in responders.values():
-            for fut in q:
-                if not fut.done():
-                    fut.set_exception(exc)
+        answers, self._answers = self._answers, {}
+        reads, self._remote_reads = self._remote_reads, {}
+        waiting = [fut for _, fut in answers.values()]
+        waiting.extend(fut for q in reads.values() for fut in q)
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(exc)
         for staged in self.staged.values():
             staged.discard()
         self.staged.clear()

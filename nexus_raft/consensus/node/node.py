@@ -149,6 +149,8 @@ class RaftNode(ProposeAPI):
         self._executor: Executor | None = None
         self._proposals = Proposals()
         self._ctx = itertools.count(1)
+        # Per start (see propose._CTX): from the injected source when there is one.
+        self._ctx_nonce = (rng if rng is not None else random.Random()).getrandbits(64)
         self._started = False
         self._closed = False
         self._last_compact = 0

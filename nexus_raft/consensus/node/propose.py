@@ -30,7 +30,12 @@ from nexus_raft.errors import (
 
 __all__ = ["ProposeAPI"]
 
-_CTX = struct.Struct(">QQ")
+# A read's context: node id, a random number drawn at each start, a counter.
+# The random part keeps a read issued after a restart from sharing the context
+# of a read the previous incarnation left pending at the leader (a leader joins
+# requests with the same context, and would answer the new read with the old
+# read's index).
+_CTX = struct.Struct(">QQQ")
 T = TypeVar("T")
 
 
@@ -48,6 +53,7 @@ class ProposeAPI:
     config: NodeConfig
     _proposals: Proposals
     _ctx: Iterator[int]
+    _ctx_nonce: int
     _peers: Peers | None
 
     @property
@@ -195,6 +201,10 @@ class ProposeAPI:
             proposals.failed += group.left
             raise
 
+    def _read_context(self) -> bytes:
+        """The context of this node's next read (unique across restarts)."""
+        return _CTX.pack(self.id, self._ctx_nonce, next(self._ctx))
+
     async def read_index(self, *, timeout: float = 5.0) -> int:
         """A linearizable read point: returns once this node applied the leader's commit index.
 
@@ -203,7 +213,7 @@ class ProposeAPI:
         d = self._running()
         if self.config.is_witness:
             raise self._not_leader()
-        ctx = _CTX.pack(self.id, next(self._ctx))
+        ctx = self._read_context()
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def op() -> None:
