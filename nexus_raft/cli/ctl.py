@@ -22,6 +22,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -33,7 +34,9 @@ from nexus_raft.cli.common import (
     run_app,
     setup_logging,
 )
+from nexus_raft.cli.tlsflags import client_tls
 from nexus_raft.kv.client.client import Client
+from nexus_raft.transport.tls import TLSConfig
 
 __all__ = ["app", "main"]
 
@@ -53,6 +56,7 @@ class _Options:
     json: bool
     timeout: float
     cluster_id: str | None
+    tls: TLSConfig | None = None
 
 
 def _opts(ctx: typer.Context) -> _Options:
@@ -66,7 +70,9 @@ def _call(ctx: typer.Context, work: Callable[[Client], Awaitable[_T]]) -> _T:
     o = _opts(ctx)
 
     async def go() -> _T:
-        async with Client(o.endpoints, timeout=o.timeout, cluster_id=o.cluster_id) as client:
+        async with Client(
+            o.endpoints, timeout=o.timeout, cluster_id=o.cluster_id, tls=o.tls
+        ) as client:
             return await work(client)
 
     return asyncio.run(go())
@@ -110,11 +116,20 @@ def _root(
         str | None, typer.Option(help="Refuse members of another cluster.")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "warning",
+    cert: Annotated[
+        Path | None, typer.Option("--cert", help="PEM client certificate (mutual TLS).")
+    ] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="PEM private key of --cert.")] = None,
+    ca: Annotated[
+        Path | None, typer.Option("--ca", help="PEM CA that signs the members' certificates.")
+    ] = None,
 ) -> None:
-    """Global options (before the command)."""
+    """Global options (before the command). Any of --cert/--key/--ca means TLS."""
     if timeout <= 0:
         raise typer.BadParameter("--timeout must be positive")
-    ctx.obj = _Options(parse_endpoints(endpoints), json_output, timeout, cluster_id)
+    ctx.obj = _Options(
+        parse_endpoints(endpoints), json_output, timeout, cluster_id, client_tls(cert, key, ca)
+    )
     setup_logging(log_level)
 
 

@@ -6,8 +6,13 @@
         --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\
         --data-dir /var/lib/nexus/1
 
-The node serves Raft peer traffic and the client KV API (``nexusctl``,
-:class:`~nexus_raft.kv.client.client.Client`) on its one ``--listen`` address.
+The node serves the client KV API (``nexusctl``,
+:class:`~nexus_raft.kv.client.client.Client`) on ``--listen`` and Raft peer
+traffic on ``--peer-listen`` (by default the same address: fine on a laptop;
+in production give peers their own port, firewall it, and put mutual TLS on
+it with ``--peer-cert/--peer-key/--peer-ca``; then ``--peers`` names each
+member's peer address). ``--cert/--key`` put TLS on the client port,
+``--client-cert-auth`` with ``--ca`` makes it mutual.
 A member listed with ``--witness ID`` runs without a state machine (votes and
 metadata only); ``--join`` starts a member that is being added to a running
 cluster (it waits for the leader instead of bootstrapping). SIGTERM and SIGINT
@@ -26,6 +31,20 @@ from typing import Annotated
 import typer
 
 from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+from nexus_raft.cli.tlsflags import (
+    CaOpt,
+    CertOpt,
+    ClientCertAuthOpt,
+    KeyOpt,
+    PeerCaOpt,
+    PeerCertOpt,
+    PeerIdentityOpt,
+    PeerKeyOpt,
+    PeerListenOpt,
+    peer_tls,
+    server_tls,
+)
+from nexus_raft.transport.identity import DEFAULT_TEMPLATE
 
 __all__ = ["app", "main", "serve"]
 
@@ -41,7 +60,9 @@ app = typer.Typer(
 @app.command()
 def run(
     node_id: Annotated[int, typer.Option("--id", help="This member's id (a key of --peers).")],
-    listen: Annotated[str, typer.Option(help="HOST:PORT to serve peers and clients on.")],
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to serve clients on (and peers, without --peer-listen).")
+    ],
     peers: Annotated[
         str,
         typer.Option(help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,..."),
@@ -72,6 +93,15 @@ def run(
         str | None,
         typer.Option(help="HOST:PORT for Prometheus /metrics and /health, /livez, /readyz."),
     ] = None,
+    peer_listen: PeerListenOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    ca: CaOpt = None,
+    client_cert_auth: ClientCertAuthOpt = False,
+    peer_cert: PeerCertOpt = None,
+    peer_key: PeerKeyOpt = None,
+    peer_ca: PeerCaOpt = None,
+    peer_identity: PeerIdentityOpt = DEFAULT_TEMPLATE,
 ) -> None:
     """Start the member and serve until SIGTERM/SIGINT."""
     from nexus_raft.consensus.node.config import NodeConfig
@@ -82,6 +112,15 @@ def run(
     parse_endpoints(listen)
     if metrics_listen is not None:
         parse_endpoints(metrics_listen)
+    if peer_listen is not None:
+        try:
+            parse_endpoints(peer_listen)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(f"--peer-listen: {exc.message}") from None
+    tls = server_tls(cert, key, ca, client_cert_auth)
+    ptls = peer_tls(peer_cert, peer_key, peer_ca)
+    if ptls is not None and (peer_listen is None or peer_listen == listen):
+        fail("--peer-cert/--peer-key/--peer-ca need --peer-listen (a port of their own)")
     if node_id <= 0:
         raise typer.BadParameter("--id must be a positive integer")
     if tick_ms <= 0:
@@ -101,6 +140,10 @@ def run(
             keep_entries=keep_entries,
             join=join,
             metrics_listen=metrics_listen,
+            peer_listen=peer_listen,
+            tls=tls,
+            peer_tls=ptls,
+            peer_identity=peer_identity,
         )
     except (ConfigError, TypeError, ValueError) as exc:
         fail(str(exc))

@@ -7,8 +7,11 @@
         --data-dir /var/lib/nexus/witness
 
 The full members are started with the same ``--peers`` and ``--witness 3``.
-The witness serves peer traffic and a data-less KV API (status; every read
-or write is redirected to the leader) on its one ``--listen`` address.
+The witness serves a data-less KV API (status; every read or write is
+redirected to the leader) on ``--listen`` and peer traffic on
+``--peer-listen`` (default: the same address). The TLS flags are those of
+``nexus-node``: ``--cert/--key[/--ca --client-cert-auth]`` for the client
+port, ``--peer-cert/--peer-key/--peer-ca`` (mutual TLS) for the peer port.
 
 Output: human status lines on stdout (``--json``: one JSON object per line
 with an ``event`` field: ``started``, ``change`` when role, term or leader
@@ -30,6 +33,20 @@ from typing import Annotated, Any
 import typer
 
 from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+from nexus_raft.cli.tlsflags import (
+    CaOpt,
+    CertOpt,
+    ClientCertAuthOpt,
+    KeyOpt,
+    PeerCaOpt,
+    PeerCertOpt,
+    PeerIdentityOpt,
+    PeerKeyOpt,
+    PeerListenOpt,
+    peer_tls,
+    server_tls,
+)
+from nexus_raft.transport.identity import DEFAULT_TEMPLATE
 
 __all__ = ["app", "main", "serve"]
 
@@ -49,7 +66,9 @@ app = typer.Typer(
 @app.command()
 def run(
     node_id: Annotated[int, typer.Option("--id", help="This witness's id (a key of --peers).")],
-    listen: Annotated[str, typer.Option(help="HOST:PORT to serve peers and clients on.")],
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to serve clients on (and peers, without --peer-listen).")
+    ],
     peers: Annotated[
         str, typer.Option(help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,...")
     ],
@@ -77,6 +96,15 @@ def run(
         int, typer.Option(help="Election timeout in ticks (randomised up to 2x).")
     ] = 10,
     heartbeat_ticks: Annotated[int, typer.Option(help="Heartbeat interval in ticks.")] = 2,
+    peer_listen: PeerListenOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    ca: CaOpt = None,
+    client_cert_auth: ClientCertAuthOpt = False,
+    peer_cert: PeerCertOpt = None,
+    peer_key: PeerKeyOpt = None,
+    peer_ca: PeerCaOpt = None,
+    peer_identity: PeerIdentityOpt = DEFAULT_TEMPLATE,
 ) -> None:
     """Start the witness and serve until SIGTERM/SIGINT."""
     from nexus_raft.errors import ConfigError
@@ -87,6 +115,15 @@ def run(
         parse_endpoints(listen)
     except typer.BadParameter as exc:
         raise typer.BadParameter(f"--listen: {exc.message}") from None
+    if peer_listen is not None:
+        try:
+            parse_endpoints(peer_listen)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(f"--peer-listen: {exc.message}") from None
+    tls = server_tls(cert, key, ca, client_cert_auth)
+    ptls = peer_tls(peer_cert, peer_key, peer_ca)
+    if ptls is not None and (peer_listen is None or peer_listen == listen):
+        fail("--peer-cert/--peer-key/--peer-ca need --peer-listen (a port of their own)")
     if node_id <= 0:
         raise typer.BadParameter("--id must be a positive integer")
     if tick_ms <= 0:
@@ -107,6 +144,10 @@ def run(
             election_ticks=election_ticks,
             heartbeat_ticks=heartbeat_ticks,
             join=join,
+            peer_listen=peer_listen,
+            tls=tls,
+            peer_tls=ptls,
+            peer_identity=peer_identity,
         )
     except (ConfigError, TypeError, ValueError) as exc:
         fail(str(exc))

@@ -35,12 +35,14 @@ from nexus_raft.transport.errors import (
     ListenFailed,
     MalformedMessage,
     PayloadTooLarge,
+    PeerRefused,
     PeerUnavailable,
     RemoteError,
     SnapshotCorrupted,
     SnapshotRejected,
 )
 from nexus_raft.transport.handler import RaftHandler
+from nexus_raft.transport.identity import PeerIdentity, authenticated_member
 from nexus_raft.transport.options import (
     DEFAULT_CLUSTER_ID,
     MAX_MESSAGE_BYTES,
@@ -48,7 +50,7 @@ from nexus_raft.transport.options import (
     Timeouts,
 )
 from nexus_raft.transport.pool import RaftClientPool
-from nexus_raft.transport.server import ExtraServicer, RaftServer
+from nexus_raft.transport.server import ExtraServicer, RaftServer, ServiceServer
 from nexus_raft.transport.stream import HeartbeatStream, StreamReset
 from nexus_raft.transport.tls import TLSConfig
 
@@ -58,7 +60,10 @@ __all__ = [
     "RaftClient",
     "RaftClientPool",
     "RaftServer",
+    "ServiceServer",
     "RaftHandler",
+    "PeerIdentity",
+    "authenticated_member",
     "ExtraServicer",
     "HeartbeatStream",
     "StreamReset",
@@ -85,6 +90,7 @@ __all__ = [
     # errors
     "TransportError",
     "PeerUnavailable",
+    "PeerRefused",
     "DeadlineExceeded",
     "ClusterMismatch",
     "PayloadTooLarge",

@@ -25,6 +25,7 @@ __all__ = [
     "ListenFailed",
     "MalformedMessage",
     "PayloadTooLarge",
+    "PeerRefused",
     "PeerUnavailable",
     "RemoteError",
     "SnapshotCorrupted",
@@ -41,6 +42,7 @@ CLUSTER_MISMATCH = "cluster-mismatch"
 SNAPSHOT_REJECTED = "snapshot-rejected"
 MALFORMED = "malformed"
 HANDLER_FAILED = "handler-failed"
+PEER_REFUSED = "peer-refused"
 
 
 class _PeerError(TransportError):
@@ -85,6 +87,27 @@ class SnapshotRejected(_PeerError):
 
 class MalformedMessage(_PeerError):
     """The peer could not parse or refused the shape of what we sent."""
+
+
+class PeerRefused(_PeerError):
+    """The receiver refused a peer request on purpose (PERMISSION_DENIED).
+
+    Server side, a handler raises it to refuse a request that is not to be
+    trusted: a sender outside the configuration, a certificate that does not
+    prove the claimed sender, a term or index no correct peer can send. The
+    transport answers it at once and logs it at WARNING (rate-limited by
+    ``kind`` and ``sender``). Client side, the call raises it.
+    """
+
+    def __init__(
+        self, message: str, *, kind: str = "refused", sender: int | None = None,
+        peer: str | None = None, method: str | None = None, status: str | None = None,
+    ) -> None:
+        super().__init__(message, peer=peer, method=method, status=status)
+        self.kind = kind
+        """A short category of the refusal (for rate-limiting and metrics)."""
+        self.sender = sender
+        """The member id the refused request claimed to come from, when known."""
 
 
 class RemoteError(_PeerError):
@@ -140,6 +163,8 @@ def from_rpc_error(
         return SnapshotRejected(text, **kwargs)
     if reason == MALFORMED:
         return MalformedMessage(text, **kwargs)
+    if reason == PEER_REFUSED or code == grpc.StatusCode.PERMISSION_DENIED:
+        return PeerRefused(text, **kwargs)
     if code == grpc.StatusCode.UNAVAILABLE:
         return PeerUnavailable(text, **kwargs)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from nexus_raft.transport.handler import RaftHandler
+from nexus_raft.transport.identity import PeerIdentity
 from nexus_raft.transport.pool import RaftClientPool
 from nexus_raft.transport.server import ExtraServicer, RaftServer
 from nexus_raft.transport.tls import TLSConfig
@@ -39,8 +40,13 @@ class PeerTransport(Protocol):
         tls: TLSConfig | None,
         extra_servicers: Iterable[ExtraServicer],
         cluster_id: str,
+        peer_identity: PeerIdentity | None = None,
     ) -> RaftServer:
-        """The server of the node's peer service (not started yet)."""
+        """The server of the node's peer service (not started yet).
+
+        ``peer_identity``: check every request's claimed sender against the
+        member its TLS certificate proves (see :class:`RaftServer`).
+        """
         ...
 
 
@@ -61,10 +67,16 @@ class GrpcTransport:
         tls: TLSConfig | None,
         extra_servicers: Iterable[ExtraServicer],
         cluster_id: str,
+        peer_identity: PeerIdentity | None = None,
     ) -> RaftServer:
         """A gRPC server on ``listen``."""
         return RaftServer(
-            handler, listen, tls=tls, extra_servicers=extra_servicers, cluster_id=cluster_id
+            handler,
+            listen,
+            tls=tls,
+            extra_servicers=extra_servicers,
+            cluster_id=cluster_id,
+            peer_identity=peer_identity,
         )
 
     def __repr__(self) -> str:

@@ -139,6 +139,9 @@ class Replication(RaftState):
                 if e.data is None:
                     self._give_up_leading(f"it holds no payload for entry {e.index}")
                     return False
+        # The follower commits this far: never more than the message carries,
+        # so a follower can refuse a commit index beyond the entries sent.
+        told = min(self.log.committed, prev + len(ents))
         self.send(
             AppendRequest(
                 frm=self.id,
@@ -147,12 +150,11 @@ class Replication(RaftState):
                 prev_index=prev,
                 prev_term=prev_term,
                 entries=tuple(ents),
-                commit=self.log.committed,
+                commit=told,
                 payload_floor=self.leader_payload_floor(),
             )
         )
         pr.appended_since_heartbeat = True
-        told = min(self.log.committed, prev + len(ents))  # the follower commits this far
         if told > pr.commit_sent:
             pr.commit_sent = told
         if ents:

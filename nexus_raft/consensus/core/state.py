@@ -289,6 +289,19 @@ class RaftState:
         if self.lead_transferee not in cs.voters or self.lead_transferee in cs.witnesses:
             self.lead_transferee = NONE
 
+    def is_peer_member(self, nid: int) -> bool:
+        """Whether ``nid`` may speak to this node as a member.
+
+        True for a member of the current configuration and of every
+        configuration a truncation can still return to: a member whose
+        removal is appended but not committed keeps talking (a leader
+        replicates its own removal until it commits).
+        """
+        cs = self.conf_state
+        if nid in cs.voters or nid in cs.learners:
+            return True
+        return any(nid in c.voters or nid in c.learners for _, c in self._conf_history)
+
     def member_kind(self, nid: int) -> MemberKind | None:
         """Kind of ``nid`` in the current configuration."""
         return self.conf_state.kind(nid)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from nexus_raft.errors import ConfigError
+from nexus_raft.transport.identity import DEFAULT_TEMPLATE, PeerIdentity
+from nexus_raft.transport.tls import TLSConfig
 
 __all__ = ["NodeConfig", "derive_cluster_id"]
 
@@ -66,6 +68,21 @@ class NodeConfig:
 
     ``metrics_listen`` (``host:port``): serve Prometheus ``/metrics`` and the
     ``/health``, ``/livez`` and ``/readyz`` probes over HTTP there.
+
+    Ports and security: client traffic (the application's services, e.g. the
+    KV API) is served on ``listen``; peer traffic on ``peer_listen``. With
+    ``peer_listen`` None (or equal to ``listen``) both share one port (fine on
+    a laptop); otherwise the client port never serves the peer service, and
+    ``peers`` (the address book) names each member's *peer* address. ``tls``
+    secures the client port (and a shared port); ``peer_tls`` secures the
+    separate peer port and is what this node presents when it dials its
+    peers (``tls`` when there is no ``peer_tls``). When the peer port
+    requires client certificates (mutual TLS), every peer request's sender
+    must be the member its certificate names by the ``peer_identity`` rule
+    (see :class:`~nexus_raft.transport.identity.PeerIdentity`; None: any
+    certificate of the CA speaks for any member). Incoming snapshots are
+    refused beyond ``max_snapshot_bytes`` or when staging them would leave
+    less than ``snapshot_min_free_bytes`` free on the data directory's disk.
     """
 
     id: int
@@ -89,6 +106,11 @@ class NodeConfig:
     parallel_append: bool = True
     tls: Any = None  # nexus_raft.transport.TLSConfig | None
     metrics_listen: str | None = None
+    peer_listen: str | None = None
+    peer_tls: Any = None  # nexus_raft.transport.TLSConfig | None
+    peer_identity: str | None = DEFAULT_TEMPLATE
+    max_snapshot_bytes: int = 64 << 30
+    snapshot_min_free_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
         _check_int("id", self.id, minimum=1)
@@ -142,6 +164,63 @@ class NodeConfig:
         for name in ("pre_vote", "check_quorum", "join", "parallel_append"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        if self.peer_listen is not None:
+            if not isinstance(self.peer_listen, str):
+                raise TypeError(f"peer_listen must be a str, not {type(self.peer_listen).__name__}")
+            if not self.peer_listen:
+                raise ConfigError("peer_listen must not be empty (None: share listen)")
+        for name in ("tls", "peer_tls"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, TLSConfig):
+                raise TypeError(f"{name} must be a TLSConfig or None, not {type(value).__name__}")
+            if value is not None and value.cert is None:
+                raise ConfigError(f"{name} needs cert and key: it secures a port this node serves")
+        shared = self.peer_tls is not None and not self.separate_peer_port
+        if shared and self.peer_tls != self.tls:
+            raise ConfigError(
+                "peer_tls needs a separate peer_listen address (one port has one TLS "
+                "setup; on a shared port use tls)"
+            )
+        if self.peer_identity is not None:
+            if not isinstance(self.peer_identity, str):
+                raise TypeError(
+                    f"peer_identity must be a str or None, not {type(self.peer_identity).__name__}"
+                )
+            try:
+                PeerIdentity(self.peer_identity)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        _check_int("max_snapshot_bytes", self.max_snapshot_bytes, minimum=1)
+        _check_int("snapshot_min_free_bytes", self.snapshot_min_free_bytes, minimum=0)
+
+    @property
+    def separate_peer_port(self) -> bool:
+        """Whether peer traffic has its own port (``peer_listen`` set and not ``listen``)."""
+        return self.peer_listen is not None and self.peer_listen != self.listen
+
+    @property
+    def peer_server_tls(self) -> TLSConfig | None:
+        """The TLS setup of the port that serves peers."""
+        return self.peer_tls if self.separate_peer_port else self.tls  # type: ignore[no-any-return]
+
+    @property
+    def dial_tls(self) -> TLSConfig | None:
+        """What this node presents and trusts when it dials its peers."""
+        return self.peer_tls if self.peer_tls is not None else self.tls  # type: ignore[no-any-return]
+
+    @property
+    def identity_rule(self) -> PeerIdentity | None:
+        """The certificate rule peer senders are checked against, or None when unchecked.
+
+        Checked only when the peer port requires client certificates.
+        """
+        tls = self.peer_server_tls
+        if tls is None or not tls.require_client_cert or self.peer_identity is None:
+            return None
+        return PeerIdentity(self.peer_identity)
 
     @property
     def is_witness(self) -> bool:

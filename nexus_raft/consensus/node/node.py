@@ -52,12 +52,13 @@ from nexus_raft.consensus.node.boot import (
 )
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.driver import Driver
+from nexus_raft.consensus.node.guard import term_refusal
 from nexus_raft.consensus.node.health import HealthMonitor
 from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.consensus.node.observe import Observability
 from nexus_raft.consensus.node.peers import Peers
 from nexus_raft.consensus.node.propose import ProposeAPI
-from nexus_raft.consensus.node.server import PeerHandler
+from nexus_raft.consensus.node.serving import ServingAPI
 from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
 from nexus_raft.consensus.state_machine import ProvidesMetrics, ServesClients, StateMachine
 from nexus_raft.errors import (
@@ -72,7 +73,8 @@ from nexus_raft.transport.address import NodeAddress
 from nexus_raft.transport.errors import ClusterMismatch
 from nexus_raft.transport.factory import GRPC, PeerTransport
 from nexus_raft.transport.ports import check_listen
-from nexus_raft.transport.server import RaftServer
+from nexus_raft.transport.ratelimit import LogLimiter
+from nexus_raft.transport.server import RaftServer, ServiceServer
 
 __all__ = ["MemberStatus", "NodeStatus", "RaftNode"]
 
@@ -85,7 +87,7 @@ _ROLES = {
 }
 
 
-class RaftNode(ProposeAPI):
+class RaftNode(ServingAPI, ProposeAPI):
     """A Raft member: ``start()``, ``propose()``, ``read_index()``, ``status()``, ``shutdown()``.
 
     ``state_machine`` is required unless this node is a witness
@@ -140,12 +142,18 @@ class RaftNode(ProposeAPI):
         self._rng = rng
         self._storage = storage
         self._servicers: list[Callable[[grpc.aio.Server], None]] = []
+        self._peer_servicers: list[Callable[[grpc.aio.Server], None]] = []
         self._store: Store | None = None
         self._log_store: LogStore | None = None
         self._driver: Driver | None = None
         self._applier: Applier | None = None
         self._peers: Peers | None = None
-        self._server: RaftServer | None = None
+        # The client port's server; the same object as _peer_server when one
+        # port serves both.
+        self._server: ServiceServer | None = None
+        self._peer_server: RaftServer | None = None
+        self._identity = config.identity_rule
+        self._warn = LogLimiter(_log)
         self._executor: Executor | None = None
         self._proposals = Proposals()
         self._ctx = itertools.count(1)
@@ -190,31 +198,10 @@ class RaftNode(ProposeAPI):
         return d.leader_id if d is not None and d.leader_id != NONE else None
 
     @property
-    def leader_address(self) -> str | None:
-        """The known leader's endpoint, or None."""
-        lid = self.leader_id
-        return None if lid is None or self._peers is None else self._peers.address(lid)
-
-    @property
     def is_leader(self) -> bool:
         """Whether this node is the leader right now."""
         d = self._driver
         return d is not None and d.role is Role.LEADER
-
-    @property
-    def port(self) -> int:
-        """The bound listen port (after ``start()``)."""
-        if self._server is None:
-            raise Unavailable("node is not started")
-        return self._server.port
-
-    def add_servicer(self, register: Callable[[grpc.aio.Server], None]) -> None:
-        """Serve another gRPC service on the node's listen port (call before ``start()``)."""
-        if not callable(register):
-            raise TypeError("register must be a callable taking the grpc.aio.Server")
-        if self._started:
-            raise ConsensusError("add_servicer() must be called before start()")
-        self._servicers.append(register)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -234,6 +221,8 @@ class RaftNode(ProposeAPI):
         # Refuse a taken port before anything is written to the data directory.
         if self._transport is GRPC:
             check_listen(cfg.listen)
+            if cfg.separate_peer_port and cfg.peer_listen is not None:
+                check_listen(cfg.peer_listen, "peer listen address")
         if cfg.metrics_listen is not None:
             check_listen(cfg.metrics_listen, "metrics listen address")
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
@@ -267,13 +256,14 @@ class RaftNode(ProposeAPI):
             cfg.id,
             addresses,
             self._transport.client_pool(
-                cluster_id=self.cluster_id, tls=cfg.tls, max_message_bytes=16 << 20
+                cluster_id=self.cluster_id, tls=cfg.dial_tls, max_message_bytes=16 << 20
             ),
             self._deliver,
             self._unreachable,
             cluster_id=self.cluster_id,
             metrics=self.metrics,
             on_error=self._peer_error,
+            secure=cfg.dial_tls is not None,
         )
         self._applier = Applier(
             self._sm,
@@ -320,22 +310,16 @@ class RaftNode(ProposeAPI):
             alerts=self.alerts,
         )
         self._register_client_services()
-        handler = PeerHandler(self._driver, None if cfg.is_witness else cfg.snapshot_dir)
-        self._server = self._transport.server(
-            handler,
-            cfg.listen,
-            tls=cfg.tls,
-            extra_servicers=await self._observe.servicers(self._servicers),
-            cluster_id=self.cluster_id,
-        )
-        await self._server.start()
+        await self._serve(cfg)
         self._applier.start()
         self._driver.start()
         await self._observe.start(cfg.metrics_listen)
+        assert self._server is not None and self._peer_server is not None
         _log.info(
-            "node %d started on %s (term %d, commit %d, applied %d, last %d)%s",
+            "node %d started on %s%s (term %d, commit %d, applied %d, last %d)%s",
             cfg.id,
             self._server.endpoint,
+            f", peers on {self._peer_server.endpoint}" if cfg.separate_peer_port else "",
             hard.term,
             hard.commit,
             applied,
@@ -357,6 +341,8 @@ class RaftNode(ProposeAPI):
         await self._observe.stop()
         if self._server is not None:
             await self._server.stop(grace=0.2)
+        if self._peer_server is not None and self._peer_server is not self._server:
+            await self._peer_server.stop(grace=0.2)
         if self._driver is not None:
             await self._driver.stop()
         if self._applier is not None:
@@ -390,8 +376,23 @@ class RaftNode(ProposeAPI):
         return d
 
     def _deliver(self, m: Any) -> None:
-        if self._driver is not None:
-            self._driver.deliver(m)
+        d = self._driver
+        if d is None:
+            return
+        # A response answers a request this node sent, but a broken or hostile
+        # peer may still answer with a term no correct peer can have.
+        refused = term_refusal(m.term, d.raft.term)
+        if refused is not None:
+            self._warn.warning(
+                ("response-term", m.frm),
+                "node %d: %s from %d dropped: %s",
+                self.id,
+                type(m).__name__,
+                m.frm,
+                refused[1],
+            )
+            return
+        d.deliver(m)
 
     def _unreachable(self, node_id: int) -> None:
         stats = self.metrics.peer(node_id)

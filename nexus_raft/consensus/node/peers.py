@@ -257,7 +257,8 @@ class Peers:
     """The address book and the per-peer senders of one node.
 
     ``addresses`` maps every known member id (this node included) to its
-    endpoint; the pool holds one gRPC channel per peer.
+    endpoint; the pool holds one gRPC channel per peer. ``secure``: dial
+    endpoints without a scheme over TLS (the node has peer certificates).
     """
 
     def __init__(
@@ -270,8 +271,11 @@ class Peers:
         cluster_id: str = "",
         metrics: NodeMetrics | None = None,
         on_error: Callable[[int, TransportError], None] | None = None,
+        *,
+        secure: bool = False,
     ) -> None:
         self._local = local_id
+        self._secure = secure
         self.metrics = metrics if metrics is not None else NodeMetrics()
         self._on_error = on_error
         self.cluster_id = cluster_id
@@ -311,6 +315,8 @@ class Peers:
     async def client(self, node_id: int) -> RaftClient:
         """The pooled client for ``node_id`` (KeyError when its address is unknown)."""
         endpoint = self.addresses[node_id]
+        if self._secure and "://" not in endpoint:
+            endpoint = "https://" + endpoint
         return await self.pool.get(NodeAddress(node_id, endpoint))
 
     def stream(self, node_id: int, request: Outgoing) -> None:

@@ -1,0 +1,206 @@
+"""The ports a RaftNode serves: peers and clients, together or apart.
+
+One port (``peer_listen`` unset): a single :class:`RaftServer` serves the
+peer service and the application's services, as on a laptop. Two ports: the
+:class:`RaftServer` on ``peer_listen`` serves only peer services, and a
+:class:`ServiceServer` on ``listen`` serves only the application's; a client
+port never accepts a peer RPC, so operators can firewall peer traffic apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.driver import Driver
+from nexus_raft.consensus.node.observe import Observability
+from nexus_raft.consensus.node.peers import Peers
+from nexus_raft.consensus.node.server import PeerHandler
+from nexus_raft.errors import ConsensusError, Unavailable
+from nexus_raft.transport.factory import GRPC, PeerTransport
+from nexus_raft.transport.handler import RaftHandler
+from nexus_raft.transport.identity import PeerIdentity, authenticated_member
+from nexus_raft.transport.server import RaftServer, ServiceServer
+
+__all__ = ["ServingAPI", "start_servers"]
+
+_log = logging.getLogger("nexus_raft.consensus.node.node")
+
+Register = Callable[[grpc.aio.Server], None]
+
+
+class ServingAPI:
+    """The ports of a RaftNode: services on them, their addresses, who calls.
+
+    The node provides the attributes declared here.
+    """
+
+    config: NodeConfig
+    _peers: Peers | None
+    _server: ServiceServer | None
+    _peer_server: RaftServer | None
+    _identity: PeerIdentity | None
+    _servicers: list[Register]
+    _peer_servicers: list[Register]
+    _started: bool
+    _driver: Driver | None
+    _observe: Observability
+    _transport: PeerTransport
+
+    @property
+    def id(self) -> int:
+        """This member's id."""
+        return self.config.id
+
+    @property
+    def leader_id(self) -> int | None:  # pragma: no cover - RaftNode overrides it
+        """The known leader's id, or None."""
+        raise NotImplementedError
+
+    @property
+    def leader_address(self) -> str | None:
+        """The known leader's client endpoint, or None.
+
+        With one port for peers and clients that is the leader's entry in
+        the address book. With a separate peer port the address book holds
+        peer addresses, which clients cannot use, so only this node's own
+        client address is known.
+        """
+        lid = self.leader_id
+        if lid is None or self._peers is None:
+            return None
+        if self.config.separate_peer_port:
+            return self._client_endpoint() if lid == self.id else None
+        return self._peers.address(lid)
+
+    def _client_endpoint(self) -> str | None:
+        server = self._server
+        if server is None:
+            return None
+        host, _, port = self.config.listen.rpartition(":")
+        return f"{host}:{server.port}" if port == "0" else self.config.listen
+
+    @property
+    def port(self) -> int:
+        """The bound client listen port (after ``start()``)."""
+        if self._server is None:
+            raise Unavailable("node is not started")
+        return self._server.port
+
+    @property
+    def peer_port(self) -> int:
+        """The bound peer port (after ``start()``; ``port`` when one port serves both)."""
+        if self._peer_server is None:
+            raise Unavailable("node is not started")
+        return self._peer_server.port
+
+    @property
+    def peers_authenticated(self) -> bool:
+        """Whether every peer request's sender is proven by its TLS certificate."""
+        return self._identity is not None
+
+    def peer_member(self, context: Any) -> int | None:
+        """The member id a peer-port gRPC call's certificate proves, or None.
+
+        ``context`` is the servicer context of a call served on the peer port
+        (a service added with :meth:`add_peer_servicer`). None when peers are
+        not authenticated (:attr:`peers_authenticated` is False) or the
+        certificate names no single member.
+        """
+        return authenticated_member(context, self._identity)
+
+    def add_servicer(self, register: Register) -> None:
+        """Serve another gRPC service on the node's client port (call before ``start()``)."""
+        self._add(self._servicers, register, "add_servicer")
+
+    def add_peer_servicer(self, register: Register) -> None:
+        """Serve another gRPC service on the node's peer port (call before ``start()``).
+
+        For peer-to-peer services beyond Raft itself (e.g. forwarded client
+        calls): they get the peer port's TLS, and :meth:`peer_member` tells
+        who is calling.
+        """
+        self._add(self._peer_servicers, register, "add_peer_servicer")
+
+    async def _serve(self, cfg: NodeConfig) -> None:
+        """Start the peer server, and the client server when it has its own port."""
+        assert self._driver is not None
+        handler = PeerHandler(
+            self._driver,
+            None if cfg.is_witness else cfg.snapshot_dir,
+            max_snapshot_bytes=cfg.max_snapshot_bytes,
+            min_free_bytes=cfg.snapshot_min_free_bytes,
+        )
+        self._server, self._peer_server = await start_servers(
+            cfg,
+            handler,
+            await self._observe.servicers(self._servicers),
+            self._peer_servicers,
+            self._identity,
+            self._transport,
+        )
+
+    def _add(self, into: list[Register], register: Register, what: str) -> None:
+        if not callable(register):
+            raise TypeError("register must be a callable taking the grpc.aio.Server")
+        if self._started:
+            raise ConsensusError(f"{what}() must be called before start()")
+        into.append(register)
+
+
+async def start_servers(
+    cfg: NodeConfig,
+    handler: RaftHandler,
+    client_services: Sequence[Register],
+    peer_services: Sequence[Register],
+    identity: PeerIdentity | None,
+    transport: PeerTransport = GRPC,
+) -> tuple[ServiceServer, RaftServer]:
+    """Start serving; returns (client server, peer server), the same object on one port.
+
+    Logs a WARNING when peer requests are not authenticated by certificate.
+    """
+    separate = cfg.separate_peer_port
+    peer_listen = cfg.peer_listen if separate and cfg.peer_listen else cfg.listen
+    peer_server = transport.server(
+        handler,
+        peer_listen,
+        tls=cfg.peer_server_tls,
+        extra_servicers=list(peer_services) if separate else [*peer_services, *client_services],
+        cluster_id=cfg.effective_cluster_id,
+        peer_identity=identity,
+    )
+    await peer_server.start()
+    client_server: ServiceServer = peer_server
+    if separate:
+        client_server = ServiceServer(cfg.listen, tls=cfg.tls, extra_servicers=client_services)
+        try:
+            await client_server.start()
+        except BaseException:
+            await peer_server.stop(grace=None)
+            raise
+    if identity is None:
+        _warn_unauthenticated(cfg, peer_server.endpoint)
+    return client_server, peer_server
+
+
+def _warn_unauthenticated(cfg: NodeConfig, endpoint: str) -> None:
+    tls = cfg.peer_server_tls
+    if tls is None:
+        why = "no TLS on the peer port"
+    elif not tls.require_client_cert:
+        why = "the peer port does not require client certificates"
+    else:
+        why = "no peer identity rule: any certificate of the CA speaks for any member"
+    _log.warning(
+        "node %d: peer traffic on %s is NOT authenticated (%s): anyone who can reach "
+        "this port can claim to be a member; use mutual TLS (--peer-cert/--peer-key/"
+        "--peer-ca) or firewall the port",
+        cfg.id,
+        endpoint,
+        why,
+    )
