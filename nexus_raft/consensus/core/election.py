@@ -25,6 +25,11 @@ Witness rules (a witness is a voter that may lack payloads):
   entry that voter lacks (``stalled_voter_seen``); with metadata alone it
   could not bring the voter up to date. Then it campaigns, leads only to bring
   the full voters up to date, and hands leadership over (replication.py).
+- "Its log" in these three decisions (vote, campaign, and the transfer in
+  replication.py) ends at ``witness_end()`` (state.py): in 2+1 the
+  metadata-only tail described above is not part of it. Otherwise a witness
+  whose log ends with such entries rejects the lagging voter and never
+  campaigns: two of three members up and no leader, for ever.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import logging
 from nexus_raft.consensus.core.messages import (
     NONE,
     AppendRequest,
-    EntryType,
     Heartbeat,
     Message,
     ReadIndexRequest,
@@ -144,35 +148,20 @@ class Election(RaftState):
             self.hup()
 
     def _log_ok_for(self, m: VoteRequest) -> bool:
-        if self.is_witness and self._relaxed_vote_check(m.frm):
-            eff = min(self.log.last_index(), self.witness_payload_index())
-            eff_term = self.log.term_or_zero(eff)
-            return m.last_log_term > eff_term or (
-                m.last_log_term == eff_term and m.last_log_index >= eff
+        if self.is_witness and m.frm in self.conf_state.full_voters:
+            end = self.witness_end()
+            end_term = self.log.term_or_zero(end)
+            return m.last_log_term > end_term or (
+                m.last_log_term == end_term and m.last_log_index >= end
             )
         return self.log.is_up_to_date(m.last_log_index, m.last_log_term)
 
     def _can_supply_after(self, index: int) -> bool:
-        """Witness: it holds the payload of every entry after ``index`` (and has some)."""
-        last = self.log.last_index()
-        if index >= last or index < self.log.first_index() - 1:
+        """Witness: it holds the payload of every entry after ``index`` up to its own end."""
+        end = self.witness_end()
+        if index >= end or index < self.log.first_index() - 1:
             return False
-        return all(e.data is not None for e in self.log.entries(index + 1, last + 1))
-
-    def _relaxed_vote_check(self, candidate: int) -> bool:
-        cs = self.conf_state
-        if len(cs.full_voters) != 2 or len(cs.witnesses) != 1 or candidate not in cs.full_voters:
-            return False
-        # No configuration entry among the entries the relaxed check ignores.
-        return self._conf_entry_after_payloads() == 0
-
-    def _conf_entry_after_payloads(self) -> int:
-        last = self.log.last_index()
-        lo = max(self.witness_payload_index() + 1, self.log.first_index())
-        for e in self.log.entries(lo, last + 1):
-            if e.type is EntryType.CONF_CHANGE:
-                return e.index
-        return 0
+        return all(e.data is not None for e in self.log.entries(index + 1, end + 1))
 
     # --- the candidate's step function ------------------------------------------------
 

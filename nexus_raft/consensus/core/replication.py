@@ -20,7 +20,8 @@ Rules:
   AppendRequest/Heartbeat carries ``payload_floor = min(commit, min match
   over full voters)``.
 - A witness leader accepts no proposals or reads; it replicates to the full
-  voters and transfers leadership to the first up-to-date one at once.
+  voters up to its own end (``witness_end()``: in 2+1 its last payload
+  index) and transfers leadership to the first one that reached it, at once.
 """
 
 from __future__ import annotations
@@ -129,6 +130,12 @@ class Replication(RaftState):
             )
         except LogCompacted:
             return self._send_snapshot(to, pr)
+        if ents and self.is_witness and ents[-1].index > self.witness_end():
+            # A witness leader sends only up to its own end: its metadata-only
+            # tail (and its own empty entry after it) stay behind; the transfer
+            # happens at that end.
+            end = self.witness_end()
+            ents = [e for e in ents if e.index <= end]
         if not ents and not send_if_empty:
             return False
         if pr.kind is MemberKind.WITNESS:
@@ -414,7 +421,7 @@ class Replication(RaftState):
                 self.needs_bcast = True
             if self.role is not Role.LEADER:
                 return
-            if m.frm == self.lead_transferee and pr.match == self.log.last_index():
+            if m.frm == self.lead_transferee and pr.match >= self._transfer_end():
                 self.send(TimeoutNow(frm=self.id, to=m.frm, term=self.term))
             self._witness_try_transfer()
         while self.send_append(m.frm, send_if_empty=False):
@@ -432,19 +439,23 @@ class Replication(RaftState):
         self.election_elapsed = 0  # the transfer must finish within one election timeout
         pr = self.prs[target]
         log.info("node %d: transferring leadership to %d", self.id, target)
-        if pr.match == self.log.last_index():
+        if pr.match >= self._transfer_end():
             self.send(TimeoutNow(frm=self.id, to=target, term=self.term))
         else:
             self.send_append(target)
 
+    def _transfer_end(self) -> int:
+        """How far a transfer target must match: the last index (a witness: its own end)."""
+        return self.witness_end() if self.is_witness else self.log.last_index()
+
     def _witness_try_transfer(self) -> None:
-        """A witness leader hands over to the first up-to-date full voter at once."""
+        """A witness leader hands over to the first full voter that reached its own end."""
         if not self.is_witness or self.role is not Role.LEADER or self.lead_transferee:
             return
-        last = self.log.last_index()
+        end = self.witness_end()
         for nid in sorted(self.conf_state.full_voters):
             pr = self.prs.get(nid)
-            if pr is not None and pr.match == last:
+            if pr is not None and pr.match >= end:
                 self.handle_transfer(nid)
                 return
 

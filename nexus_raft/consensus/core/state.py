@@ -222,6 +222,30 @@ class RaftState:
                 self.payload_hi = e.index
         return min(self.payload_hi, last)
 
+    def witness_end(self) -> int:
+        """Witness: where its log ends for vote, campaign and transfer decisions.
+
+        With 2 full voters + 1 witness, the entries after its last payload
+        index (held as metadata only, beyond the floor and the commit index)
+        cannot have committed unless both full voters hold them (the payload
+        rule needs two payload holders and this witness is not one), so no
+        full voter can need them from this witness: its log ends at its last
+        payload index. Not when a configuration change is among them (the
+        change is in effect and may alter that reasoning), nor in any other
+        configuration: then it is the last index.
+        """
+        last = self.log.last_index()
+        cs = self.conf_state
+        if len(cs.full_voters) != 2 or len(cs.witnesses) != 1:
+            return last
+        end = self.witness_payload_index()
+        if end >= last:
+            return last
+        for e in self.log.entries(max(end + 1, self.log.first_index()), last + 1):
+            if e.type is EntryType.CONF_CHANGE:
+                return last
+        return end
+
     # --- configuration ------------------------------------------------------------------
 
     def restore_conf(self, base_index: int, cs: ConfState) -> None:
