@@ -83,7 +83,8 @@ from nexus_raft.consensus.node.send import (
     send_vote,
 )
 from nexus_raft.consensus.node.snapshot import StagedSnapshot
-from nexus_raft.errors import ConsensusError, NexusRaftError, NotLeader, Unavailable
+from nexus_raft.errors import NexusRaftError, NotLeader, Unavailable
+from nexus_raft.transport.errors import PeerRefused
 
 __all__ = ["Driver", "RequestRefused"]
 
@@ -107,8 +108,15 @@ _ANSWER_KINDS: dict[type, type] = {
 }
 
 
-class RequestRefused(ConsensusError):
-    """The core refused a peer's request (or had no answer for it)."""
+class RequestRefused(PeerRefused):
+    """The core refused a peer's request (or had no answer for it).
+
+    A :class:`~nexus_raft.transport.errors.PeerRefused`: the transport answers
+    it at once (PERMISSION_DENIED) and logs it rate-limited.
+    """
+
+    def __init__(self, message: str, sender: int) -> None:
+        super().__init__(message, kind="refused by the core", sender=sender)
 
 
 def _no_answer(fut: asyncio.Future[Message], timeout: float) -> None:
@@ -286,9 +294,9 @@ class Driver:
             return  # the caller gave up before its request was stepped
         msgs = self.raft.msgs
         before = len(msgs)
-        refused = self._try_step(m)
+        refused = self._try_step(m, quiet=True)
         if refused is not None:
-            fut.set_exception(RequestRefused(f"{type(m).__name__} from {m.frm}: {refused}"))
+            fut.set_exception(RequestRefused(f"{type(m).__name__} from {m.frm}: {refused}", m.frm))
             return
         kind = _ANSWER_KINDS.get(type(m))
         for out in msgs[before:]:
@@ -296,7 +304,7 @@ class Driver:
                 self._answers[id(out)] = (out, fut)
                 return
         fut.set_exception(
-            RequestRefused(f"the core did not answer {type(m).__name__} from {m.frm}")
+            RequestRefused(f"the core did not answer {type(m).__name__} from {m.frm}", m.frm)
         )
 
     def _step_read(
@@ -306,10 +314,10 @@ class Driver:
         if fut.done():
             return
         self._remote_reads.setdefault(key, collections.deque()).append(fut)
-        refused = self._try_step(m)
+        refused = self._try_step(m, quiet=True)
         if refused is not None:
             self._forget_read(key, fut)
-            fut.set_exception(RequestRefused(f"ReadIndexRequest from {m.frm}: {refused}"))
+            fut.set_exception(RequestRefused(f"ReadIndexRequest from {m.frm}: {refused}", m.frm))
 
     def _forget_read(self, key: tuple[int, bytes], fut: asyncio.Future[Message]) -> None:
         q = self._remote_reads.get(key)
@@ -326,12 +334,19 @@ class Driver:
         """Step ``m`` now (on the driver task); a refused message is logged."""
         self._try_step(m)
 
-    def _try_step(self, m: Message) -> NexusRaftError | None:
-        """Step ``m``; the error if the core refused it (logged), else None."""
+    def _try_step(self, m: Message, quiet: bool = False) -> NexusRaftError | None:
+        """Step ``m``; the error if the core refused it, else None.
+
+        A refusal is logged at WARNING, or at DEBUG when ``quiet`` (a peer's
+        request: the transport logs its refusal, rate-limited).
+        """
         try:
             self.raft.step(m)
         except NexusRaftError as exc:
-            _log.warning("node %d: message %s refused: %s", self.id, type(m).__name__, exc)
+            _log.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "node %d: message %s refused: %s", self.id, type(m).__name__, exc,
+            )
             return exc
         return None
 
