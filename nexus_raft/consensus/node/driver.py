@@ -22,25 +22,14 @@ A hard state whose only change is the commit index is not saved on its own
 and is forced out before any compaction so the log never starts past it.
 
 Requests from peers (the transport handler) are stepped with a future that
-the core's answer completes, paired explicitly, never by arrival order (a
-leader answers a forwarded read only after a heartbeat round, but a vote
-from the same sender at once):
-
-- votes, appends, heartbeats and snapshots are answered inside ``step()``:
-  the answer is the response of the matching kind to the sender among the
-  messages that step produced, and the future is tied to that very message;
-- a forwarded ReadIndexRequest is answered later, by a ReadIndexResponse
-  carrying its context: futures wait under (sender, context).
-
-A request the core refuses (it raises) or leaves unanswered fails at once;
-it never holds a slot that a later answer could fill, and never waits for
-the timeout.
+the core's answer completes; :mod:`~nexus_raft.consensus.node.answers` pairs
+them explicitly (never by arrival order) and fails a refused or unanswered
+request at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -73,6 +62,7 @@ from nexus_raft.consensus.core.messages import (
 from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.log.store import LogStore
 from nexus_raft.consensus.node.alerts import Alerts
+from nexus_raft.consensus.node.answers import Answers, RequestRefused
 from nexus_raft.consensus.node.apply import Applier, Proposals
 from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.consensus.node.peers import Peers
@@ -84,9 +74,8 @@ from nexus_raft.consensus.node.send import (
 )
 from nexus_raft.consensus.node.snapshot import StagedSnapshot
 from nexus_raft.errors import NexusRaftError, NotLeader, Unavailable
-from nexus_raft.transport.errors import PeerRefused
 
-__all__ = ["Driver", "RequestRefused"]
+__all__ = ["Driver", "RequestRefused"]  # RequestRefused: from .answers
 
 _log = logging.getLogger(__name__)
 
@@ -96,27 +85,6 @@ _RESPONSES = (VoteResponse, AppendResponse, HeartbeatResponse, ReadIndexResponse
 # event loop thread; bigger ones in the executor, so that the loop keeps
 # serving (applying, reading responses, taking proposals) during the fsync.
 _INLINE_SAVE_ENTRIES = 16
-
-
-# The answer the core gives, inside step(), to each kind of request (a
-# ReadIndexRequest is answered later, see Driver.request).
-_ANSWER_KINDS: dict[type, type] = {
-    VoteRequest: VoteResponse,
-    AppendRequest: AppendResponse,
-    Heartbeat: HeartbeatResponse,
-    SnapshotRequest: AppendResponse,
-}
-
-
-class RequestRefused(PeerRefused):
-    """The core refused a peer's request (or had no answer for it).
-
-    A :class:`~nexus_raft.transport.errors.PeerRefused`: the transport answers
-    it at once (PERMISSION_DENIED) and logs it rate-limited.
-    """
-
-    def __init__(self, message: str, sender: int) -> None:
-        super().__init__(message, kind="refused by the core", sender=sender)
 
 
 def _no_answer(fut: asyncio.Future[Message], timeout: float) -> None:
@@ -170,12 +138,8 @@ class Driver:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.failed: BaseException | None = None
-        # id(answer) -> (answer, future of the request it answers): the core's
-        # answers to requests, paired when the request was stepped (the
-        # message is held, so its id is not reused while it waits here).
-        self._answers: dict[int, tuple[Message, asyncio.Future[Message]]] = {}
-        # (sender, context) -> futures of forwarded reads the core will answer.
-        self._remote_reads: dict[tuple[int, bytes], collections.deque[asyncio.Future[Message]]] = {}
+        # Peers' requests waiting for the core's answers.
+        self.answers = Answers()
         # Read-index context -> the caller waiting for its read state.
         self.reads: dict[bytes, asyncio.Future[int]] = {}
         # Received snapshots waiting for the core's decision, by index.
@@ -266,18 +230,17 @@ class Driver:
     async def request(self, m: Message, timeout: float = 10.0) -> Message:
         """Step a peer's request and wait for the core's answer to it.
 
-        Raises :class:`RequestRefused` at once when the core refuses the
-        request or does not answer it; see the module docstring for pairing.
+        Raises :class:`~.answers.RequestRefused` at once when the core refuses
+        the request or does not answer it (see :mod:`~.answers`).
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Message] = loop.create_future()
-        read_key: tuple[int, bytes] | None = None
-        if isinstance(m, ReadIndexRequest):
-            read_key = (m.frm, m.context)
-            key = read_key
-            self.submit(lambda: self._step_read(m, key, fut))
+        answers = self.answers
+        read = m if isinstance(m, ReadIndexRequest) else None
+        if read is not None:
+            self.submit(lambda: answers.step_read(read, fut, self._step_quietly))
         else:
-            self.submit(lambda: self._step_request(m, fut))
+            self.submit(lambda: answers.step_request(m, fut, self.raft.msgs, self._step_quietly))
         # A timer instead of asyncio.wait_for: this runs for every append a
         # follower receives, and wait_for costs an extra future and task switch.
         handle = loop.call_later(timeout, _no_answer, fut, timeout)
@@ -285,50 +248,11 @@ class Driver:
             return await fut
         finally:
             handle.cancel()
-            if read_key is not None:
-                self._forget_read(read_key, fut)
+            if read is not None:
+                answers.forget_read(read, fut)
 
-    def _step_request(self, m: Message, fut: asyncio.Future[Message]) -> None:
-        """Step a request the core answers within ``step()``; tie ``fut`` to that answer."""
-        if fut.done():
-            return  # the caller gave up before its request was stepped
-        msgs = self.raft.msgs
-        before = len(msgs)
-        refused = self._try_step(m, quiet=True)
-        if refused is not None:
-            fut.set_exception(RequestRefused(f"{type(m).__name__} from {m.frm}: {refused}", m.frm))
-            return
-        kind = _ANSWER_KINDS.get(type(m))
-        for out in msgs[before:]:
-            if type(out) is kind and out.to == m.frm:
-                self._answers[id(out)] = (out, fut)
-                return
-        fut.set_exception(
-            RequestRefused(f"the core did not answer {type(m).__name__} from {m.frm}", m.frm)
-        )
-
-    def _step_read(
-        self, m: ReadIndexRequest, key: tuple[int, bytes], fut: asyncio.Future[Message]
-    ) -> None:
-        """Step a forwarded read; its answer (now or after a heartbeat round) finds ``fut``."""
-        if fut.done():
-            return
-        self._remote_reads.setdefault(key, collections.deque()).append(fut)
-        refused = self._try_step(m, quiet=True)
-        if refused is not None:
-            self._forget_read(key, fut)
-            fut.set_exception(RequestRefused(f"ReadIndexRequest from {m.frm}: {refused}", m.frm))
-
-    def _forget_read(self, key: tuple[int, bytes], fut: asyncio.Future[Message]) -> None:
-        q = self._remote_reads.get(key)
-        if q is None:
-            return
-        try:
-            q.remove(fut)
-        except ValueError:
-            pass
-        if not q:
-            del self._remote_reads[key]
+    def _step_quietly(self, m: Message) -> NexusRaftError | None:
+        return self._try_step(m, quiet=True)
 
     def step(self, m: Message) -> None:
         """Step ``m`` now (on the driver task); a refused message is logged."""
@@ -540,22 +464,8 @@ class Driver:
 
     def _send(self, m: Message) -> None:
         if isinstance(m, _RESPONSES):
-            fut: asyncio.Future[Message] | None = None
-            if type(m) is ReadIndexResponse:
-                key = (m.to, m.context)
-                q = self._remote_reads.get(key)
-                if q:
-                    fut = q.popleft()
-                    if not q:
-                        del self._remote_reads[key]
-            else:
-                paired = self._answers.pop(id(m), None)
-                if paired is not None and paired[0] is m:
-                    fut = paired[1]
-            if fut is None:
+            if not self.answers.deliver(m):
                 _log.debug("node %d: no requester for %s to %d", self.id, type(m).__name__, m.to)
-            elif not fut.done():
-                fut.set_result(m)
             return
         if isinstance(m, (AppendRequest, Heartbeat)):
             self.peers.stream(m.to, m)
@@ -598,13 +508,7 @@ class Driver:
 
     def _fail_waiting(self, exc: NexusRaftError) -> None:
         self._fail_reads(exc)
-        answers, self._answers = self._answers, {}
-        reads, self._remote_reads = self._remote_reads, {}
-        waiting = [fut for _, fut in answers.values()]
-        waiting.extend(fut for q in reads.values() for fut in q)
-        for fut in waiting:
-            if not fut.done():
-                fut.set_exception(exc)
+        self.answers.fail_all(exc)
         for staged in self.staged.values():
             staged.discard()
         self.staged.clear()
