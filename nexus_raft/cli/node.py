@@ -102,6 +102,10 @@ def run(
     peer_key: PeerKeyOpt = None,
     peer_ca: PeerCaOpt = None,
     peer_identity: PeerIdentityOpt = DEFAULT_TEMPLATE,
+    etcd_progress_interval: Annotated[
+        float,
+        typer.Option(help="Seconds between etcd watch progress notifications (etcd: 600)."),
+    ] = 600.0,
 ) -> None:
     """Start the member and serve until SIGTERM/SIGINT."""
     from nexus_raft.consensus.node.config import NodeConfig
@@ -156,13 +160,16 @@ def run(
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
-    asyncio.run(serve(config))
+    if not etcd_progress_interval > 0:
+        raise typer.BadParameter("--etcd-progress-interval must be positive")
+    asyncio.run(serve(config, etcd_progress_interval=etcd_progress_interval))
 
 
-async def serve(config: object) -> None:
+async def serve(config: object, *, etcd_progress_interval: float = 600.0) -> None:
     """Run a node for ``config`` (a ``NodeConfig``) until SIGTERM/SIGINT, then shut it down."""
     from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.consensus.node.node import RaftNode
+    from nexus_raft.kv.etcd.api import EtcdAPI
     from nexus_raft.kv.service.kv import KVService
     from nexus_raft.kv.state_machine import KVStateMachine
 
@@ -172,6 +179,8 @@ async def serve(config: object) -> None:
     # Registered explicitly (also on a witness) so clients always find the KV
     # API on the listen port: a witness answers NOT_LEADER with the leader.
     node.add_servicer(KVService(node, cluster_id=config.effective_cluster_id).register)
+    # etcd's v3 API on the same port (a witness answers its membership and status).
+    node.add_servicer(EtcdAPI(node, progress_interval=etcd_progress_interval).register)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -189,31 +189,15 @@ class KVStateMachine:
             self._store = None
 
     def client_services(self, node: Any) -> list[Callable[[Any], None]]:
-        """The KV gRPC service for ``node`` (see ``consensus.state_machine.ServesClients``).
+        """The KV and etcd gRPC services for ``node`` (``consensus.state_machine.ServesClients``).
 
         A :class:`~nexus_raft.consensus.RaftNode` given this state machine serves
-        ``nexus.kv.KV`` on its listen port without knowing the KV package.
+        ``nexus.kv.KV`` and etcd's v3 API on its listen port without knowing the KV package.
         """
+        from nexus_raft.kv.etcd.api import EtcdAPI
         from nexus_raft.kv.service.kv import KVService
 
-        return [KVService(node).register]
-
-    def metrics_collectors(self) -> list[Any]:
-        """The KV metrics (see ``consensus.state_machine.ProvidesMetrics``)."""
-        from nexus_raft.kv.metrics import KVCollector
-
-        return [KVCollector(self)]
-
-    def stats(self) -> dict[str, int]:
-        """Sizes for monitoring: revision, sessions, watchers, retained history."""
-        return {
-            "revision": self._revision,
-            "sessions": len(self._sessions),
-            "watchers": len(self._hub),
-            "history_events": self._ev_count,
-            "history_bytes": self._ev_bytes,
-            "history_floor": self._ev_floor,
-        }
+        return [KVService(node).register, EtcdAPI(node).register]
 
     def _require_store(self) -> Store:
         store = self._store

@@ -1,0 +1,138 @@
+"""What every etcd servicer shares: the node, response headers, proposing, error answers.
+
+Headers: ``cluster_id`` is the first 8 bytes of the SHA-256 of nexus's
+cluster id (etcd's ids are u64), ``member_id`` is the member's nexus id (the
+ids ``MemberList`` and ``Status.leader`` use), ``revision`` the store's main
+revision, ``raft_term`` the member's current term. etcdctl and the client
+libraries need all four on every response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from nexus_raft.errors import NotLeader, Unavailable
+from nexus_raft.kv.etcd.command import RESPONSE_TYPES, Code, Kind, decode_result, encode_command
+from nexus_raft.kv.etcd.errors import EtcdError, etcd_error, from_code
+
+__all__ = ["EtcdBase", "cluster_id_u64"]
+
+_log = logging.getLogger("nexus_raft.kv.etcd")
+_R = TypeVar("_R")
+_MARGIN = 0.05
+
+
+def cluster_id_u64(cluster_id: str) -> int:
+    """etcd's u64 form of a nexus cluster id (stable: every member derives the same)."""
+    return int.from_bytes(hashlib.sha256(cluster_id.encode("utf-8")).digest()[:8], "big")
+
+
+def _node_cluster_id(node: Any) -> str:
+    value = getattr(node, "cluster_id", None)
+    if value is None:
+        value = getattr(getattr(node, "config", None), "effective_cluster_id", "")
+    return value if isinstance(value, str) else ""
+
+
+class EtcdBase:
+    """State shared by the etcd servicers of one node (see the module docstring)."""
+
+    def __init__(self, node: Any, *, timeout: float = 5.0) -> None:
+        self._node = node
+        self._timeout = timeout
+        self.cluster_id = cluster_id_u64(_node_cluster_id(node))
+        self.member_id = int(node.id)
+        # Follower forwarding of writes (RaftNode.propose(..., forward=True)),
+        # where the node has it; etcd clients never re-send a write elsewhere.
+        try:
+            params = inspect.signature(node.propose).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        self._forward: dict[str, bool] = {"forward": True} if "forward" in params else {}
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    @property
+    def node(self) -> Any:
+        """The member this API serves."""
+        return self._node
+
+    def state_machine(self) -> Any:
+        """The KV state machine (a witness has none: it cannot answer data requests)."""
+        sm = self._node.state_machine
+        if sm is None:
+            raise EtcdError("not_capable", "this member is a witness and holds no data")
+        return sm
+
+    def term(self) -> int:
+        """The member's current Raft term (0 when it is not running)."""
+        try:
+            return int(self._node.status().term)
+        except Unavailable:
+            return 0
+
+    def header(self, header: Any, revision: int | None = None) -> None:
+        """Fill a ResponseHeader (``revision`` None: the store's current one)."""
+        header.cluster_id = self.cluster_id
+        header.member_id = self.member_id
+        if revision is None:
+            sm = self._node.state_machine
+            revision = sm.revision() if sm is not None else 0
+        header.revision = revision
+        header.raft_term = self.term()
+
+    def budget(self, context: Any) -> float:
+        """Seconds this request may wait on Raft (the caller's deadline, capped)."""
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is None:
+            return self._timeout
+        return max(0.01, min(self._timeout, float(remaining) - _MARGIN))
+
+    async def fail(self, context: Any, exc: BaseException) -> None:
+        """Abort the RPC with etcd's status for ``exc`` (never returns)."""
+        code, message = etcd_error(exc)
+        _log.debug("etcd request refused: %s (%s)", message, exc)
+        await context.abort(code, message)
+
+    async def answer(self, context: Any, work: Callable[[], Awaitable[_R]]) -> _R:
+        """Run ``work``; any failure aborts the RPC with etcd's error."""
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await self.fail(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
+
+    async def propose(self, kind: Kind, request: Any, context: Any) -> Any:
+        """Replicate an etcd write; its response (header filled) or an EtcdError."""
+        budget = self.budget(context)
+        self.state_machine()
+        try:
+            raw = await self._node.propose(
+                encode_command(kind, request), timeout=budget, **self._forward
+            )
+        except NotLeader as exc:
+            if exc.leader_id is None:
+                raise EtcdError("no_leader") from exc
+            raise
+        code, revision, payload = decode_result(raw)
+        if code is not Code.OK:
+            raise from_code(code, payload)
+        response = RESPONSE_TYPES[kind].FromString(payload)
+        self.header(response.header, revision)
+        return response
+
+    async def read_barrier(self, serializable: bool, context: Any) -> None:
+        """Wait for a linearizable read point unless ``serializable``."""
+        if not serializable:
+            await self._node.read_index(timeout=self.budget(context))
