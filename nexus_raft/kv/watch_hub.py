@@ -265,6 +265,34 @@ class WatchStream:
         self._next, self._next_sub = rev, event.sub + 1
         return True
 
+    def poll(self) -> WatchEvent | None:
+        """The next event if one is available without waiting, else None.
+
+        May raise :class:`~nexus_raft.errors.Compacted` like iteration.
+        """
+        while not self._closed:
+            replay = self._replay
+            if replay is not None:
+                event = next(replay, None)
+                if event is None:
+                    self._drop_replay()
+                    continue
+                if self._take(event):
+                    return event
+                continue
+            with self._lock:
+                if not self._overflow:
+                    if not self._buffer:
+                        return None
+                    event = self._buffer.popleft()
+                    if self._take(event):
+                        return event
+                    continue
+            if self._resume is None:
+                return None
+            self._resume(self)
+        return None
+
     def ready(self) -> bool:
         """Whether an event can be taken without waiting (history left or live ones buffered)."""
         return self._replay is not None or bool(self._buffer) or self._overflow

@@ -145,10 +145,11 @@ class _Session:
         try:
             while True:
                 batch: list[WatchEvent] = [await stream.__anext__()]
-                while stream.ready() and (
-                    len(batch) < _BATCH or stream.next_revision == batch[-1].revision
-                ):
-                    batch.append(await stream.__anext__())
+                while len(batch) < _BATCH:
+                    more = stream.poll()
+                    if more is None:
+                        break
+                    batch.append(more)
                 events = [to_event(e, w.prev_kv) for e in batch if wanted(e, w.filters)]
                 if not events:
                     continue
