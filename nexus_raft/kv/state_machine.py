@@ -199,6 +199,23 @@ class KVStateMachine:
 
         return [KVService(node).register, EtcdAPI(node).register]
 
+    def metrics_collectors(self) -> list[Any]:
+        """The KV metrics (see ``consensus.state_machine.ProvidesMetrics``)."""
+        from nexus_raft.kv.metrics import KVCollector
+
+        return [KVCollector(self)]
+
+    def stats(self) -> dict[str, int]:
+        """Sizes for monitoring: revision, sessions, watchers, retained history."""
+        return {
+            "revision": self._revision,
+            "sessions": len(self._sessions),
+            "watchers": len(self._hub),
+            "history_events": self._ev_count,
+            "history_bytes": self._ev_bytes,
+            "history_floor": self._ev_floor,
+        }
+
     def _require_store(self) -> Store:
         store = self._store
         if store is None:
