@@ -13,6 +13,8 @@ in production give peers their own port, firewall it, and put mutual TLS on
 it with ``--peer-cert/--peer-key/--peer-ca``; then ``--peers`` names each
 member's peer address). ``--cert/--key`` put TLS on the client port,
 ``--client-cert-auth`` with ``--ca`` makes it mutual.
+A follower forwards writes and admin calls to the leader (``--redirect``:
+it answers NOT_LEADER and the client goes to the leader itself).
 A member listed with ``--witness ID`` runs without a state machine (votes and
 metadata only); ``--join`` starts a member that is being added to a running
 cluster (it waits for the leader instead of bootstrapping). SIGTERM and SIGINT
@@ -76,6 +78,14 @@ def run(
     ] = None,
     join: Annotated[
         bool, typer.Option("--join", help="Join a running cluster instead of bootstrapping.")
+    ] = False,
+    redirect: Annotated[
+        bool,
+        typer.Option(
+            "--redirect",
+            help="Answer writes on a follower with NOT_LEADER (the client re-sends to the "
+            "leader) instead of forwarding them to the leader.",
+        ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     tick_ms: Annotated[float, typer.Option(help="Raft tick interval in milliseconds.")] = 20.0,
@@ -162,11 +172,19 @@ def run(
         fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
     if not etcd_progress_interval > 0:
         raise typer.BadParameter("--etcd-progress-interval must be positive")
-    asyncio.run(serve(config, etcd_progress_interval=etcd_progress_interval))
+    asyncio.run(
+        serve(config, etcd_progress_interval=etcd_progress_interval, forward=not redirect)
+    )
 
 
-async def serve(config: object, *, etcd_progress_interval: float = 600.0) -> None:
-    """Run a node for ``config`` (a ``NodeConfig``) until SIGTERM/SIGINT, then shut it down."""
+async def serve(
+    config: object, *, etcd_progress_interval: float = 600.0, forward: bool = True
+) -> None:
+    """Run a node for ``config`` (a ``NodeConfig``) until SIGTERM/SIGINT, then shut it down.
+
+    ``forward``: followers forward writes and admin calls to the leader
+    (False: they answer NOT_LEADER and the client goes to the leader).
+    """
     from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.consensus.node.node import RaftNode
     from nexus_raft.kv.etcd.api import EtcdAPI
@@ -178,7 +196,9 @@ async def serve(config: object, *, etcd_progress_interval: float = 600.0) -> Non
     node = RaftNode(config, state_machine)
     # Registered explicitly (also on a witness) so clients always find the KV
     # API on the listen port: a witness answers NOT_LEADER with the leader.
-    node.add_servicer(KVService(node, cluster_id=config.effective_cluster_id).register)
+    node.add_servicer(
+        KVService(node, cluster_id=config.effective_cluster_id, forward=forward).register
+    )
     # etcd's v3 API on the same port (a witness answers its membership and status).
     node.add_servicer(EtcdAPI(node, progress_interval=etcd_progress_interval).register)
     stop = asyncio.Event()

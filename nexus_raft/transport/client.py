@@ -257,6 +257,27 @@ class RaftClient:
             self._raise(exc, "ReadIndex")
         return response
 
+    async def forward(
+        self, request: pb.ForwardRequest, *, timeout: float | None = None
+    ) -> pb.ForwardResponse:
+        """Hand a client request to the peer (the leader): follower forwarding.
+
+        The deadline defaults to the request's ``timeout_ms`` plus one second
+        (the leader answers a timeout itself; the margin covers the trip).
+        """
+        if not isinstance(request, pb.ForwardRequest):
+            raise TypeError(f"request must be ForwardRequest, not {type(request).__name__}")
+        self._check_open("Forward")
+        self._stamp(request)
+        default = request.timeout_ms / 1000.0 + 1.0 if request.timeout_ms else 10.0
+        try:
+            response: pb.ForwardResponse = await self._stub.Forward(
+                request, timeout=self._timeout(timeout, default), wait_for_ready=False
+            )
+        except grpc.RpcError as exc:
+            self._raise(exc, "Forward")
+        return response
+
     # -- streams -------------------------------------------------------------------
 
     async def install_snapshot(

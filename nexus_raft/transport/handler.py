@@ -16,7 +16,10 @@ HANDLER_METHODS = (
     "timeout_now",
     "read_index",
 )
-"""The methods a handler must have (RaftServer checks them at construction)."""
+"""The methods a handler must have (RaftServer checks them at construction).
+
+``forward`` is optional: a handler without it answers ``Forward`` calls with
+UNIMPLEMENTED (the caller sees :class:`~nexus_raft.transport.errors.RemoteError`)."""
 
 
 @runtime_checkable
@@ -64,4 +67,8 @@ class RaftHandler(Protocol):
 
     async def read_index(self, request: pb.ReadIndexRequest) -> pb.ReadIndexResponse:
         """A follower forwards a read-index request to this node (the leader)."""
+        ...
+
+    async def forward(self, request: pb.ForwardRequest) -> pb.ForwardResponse:
+        """Optional. A follower hands a client request to this node (the leader)."""
         ...

@@ -199,6 +199,17 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
             request.from_id,
         )
 
+    async def Forward(self, request: pb.ForwardRequest, context: Any) -> pb.ForwardResponse:
+        forward = getattr(self._handler, "forward", None)
+        if forward is None:
+            if request.cluster_id != self._cluster_id:
+                await self._refuse_cluster(context, request.cluster_id)
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this node does not take forwards")
+            raise AssertionError("unreachable: abort raises")
+        return await self._unary(  # type: ignore[no-any-return]
+            "forward", forward, request, context, pb.ForwardResponse, request.from_id
+        )
+
     # -- Stream ------------------------------------------------------------------
 
     async def Stream(

@@ -89,12 +89,18 @@ class WitnessFrontend:
             )
         raise Unavailable(f"node {self._node.id} is a witness and knows no leader; retry shortly")
 
-    async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes:
-        """Refused: NOT_LEADER (or UNAVAILABLE); see the module docstring."""
+    async def propose(
+        self, command: bytes, *, timeout: float = 5.0, forward: bool = False
+    ) -> bytes:
+        """Refused: NOT_LEADER (or UNAVAILABLE); see the module docstring.
+
+        A witness never forwards (``forward`` is ignored): it is not on the
+        data path, so clients are pointed at the leader instead.
+        """
         self._redirect("a write")
 
     async def propose_many(
-        self, commands: Sequence[bytes], *, timeout: float = 5.0
+        self, commands: Sequence[bytes], *, timeout: float = 5.0, forward: bool = False
     ) -> Sequence[bytes | BaseException]:
         """Refused as a whole: NOT_LEADER (or UNAVAILABLE), like :meth:`propose`."""
         self._redirect("a write")
@@ -107,25 +113,31 @@ class WitnessFrontend:
         """The witness's own view (role, term, leader, indexes, members)."""
         return self._node.status()
 
-    async def add_member(self, node_id: int, endpoint: str, role: str = "voter") -> None:
+    async def add_member(
+        self, node_id: int, endpoint: str, role: str = "voter", *, forward: bool = False
+    ) -> None:
         """Refused: membership changes run on a full leader."""
         self._redirect("a membership change")
 
-    async def remove_member(self, node_id: int) -> None:
+    async def remove_member(self, node_id: int, *, forward: bool = False) -> None:
         """Refused: membership changes run on a full leader."""
         self._redirect("a membership change")
 
-    async def transfer_leadership(self, node_id: int) -> None:
+    async def transfer_leadership(self, node_id: int, *, forward: bool = False) -> None:
         """Refused: a transfer is asked of the (full) leader."""
         self._redirect("a leadership transfer")
 
-    async def snapshot(self) -> int:
+    async def snapshot(self, *, forward: bool = False) -> int:
         """Compact this witness's log up to its applied index; returns the index.
+
+        ``forward`` (snapshot the leader) is redirected like a write.
 
         Refused (``Unavailable``) while the witness holds payloads of entries at
         or below that index: a full member that is down or lagging still needs
         them, and after compaction the witness could no longer hand them over.
         """
+        if forward:
+            self._redirect("a leader snapshot")
         st = self._node.status()
         floor = next((m.payload_floor for m in st.members if m.id == st.id), 0)
         if floor < st.applied:

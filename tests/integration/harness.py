@@ -80,12 +80,14 @@ class Member:
     """One ``nexus-node`` process (it may be stopped and started again)."""
 
     def __init__(self, node_id: int, address: str, data_dir: Path, log_path: Path,
-                 module: str = "nexus_raft.cli.node") -> None:
+                 module: str = "nexus_raft.cli.node", prefix: Iterable[str] = ()) -> None:
         self.id = node_id
         self.address = address
         self.data_dir = data_dir
         self.log_path = log_path
         self.module = module
+        # Run the program under this command (e.g. ``ip netns exec NS``).
+        self.prefix = list(prefix)
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
         self.metrics_address: str | None = None
@@ -102,7 +104,7 @@ class Member:
         )
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, *args],
+                [*self.prefix, sys.executable, "-m", self.module, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

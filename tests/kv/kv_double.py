@@ -136,6 +136,7 @@ class DoubleCluster:
         self.lose_answers = 0  # apply, then fail the next N proposals with Timeout
         self.explode = False  # proposals raise an unexpected exception (a bug)
         self.proposals = 0
+        self.forwarded = 0  # requests a follower ran "through the leader"
 
     def leader_address(self) -> str | None:
         return None if self.leader_id is None else self.addresses[self.leader_id]
@@ -166,14 +167,22 @@ class DoubleNode:
     def leader_address(self) -> str | None:
         return self.cluster.leader_address()
 
-    def _require_leader(self) -> None:
-        if not self.is_leader:
-            raise NotLeader(
-                "not the leader", leader_id=self.leader_id, leader_address=self.leader_address
-            )
+    def _require_leader(self, forward: bool = False) -> None:
+        # Forwarding to the leader is modelled as running on the shared state
+        # (what the leader would do), counted in cluster.forwarded.
+        if self.is_leader:
+            return
+        if forward and self.leader_id is not None and not self.witness:
+            self.cluster.forwarded += 1
+            return
+        raise NotLeader(
+            "not the leader", leader_id=self.leader_id, leader_address=self.leader_address
+        )
 
-    async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes:
-        self._require_leader()
+    async def propose(
+        self, command: bytes, *, timeout: float = 5.0, forward: bool = False
+    ) -> bytes:
+        self._require_leader(forward)
         if self.cluster.explode:
             raise RuntimeError("boom (test double)")
         self.cluster.proposals += 1
@@ -184,11 +193,11 @@ class DoubleNode:
         return result
 
     async def propose_many(
-        self, commands: Sequence[bytes], *, timeout: float = 5.0
+        self, commands: Sequence[bytes], *, timeout: float = 5.0, forward: bool = False
     ) -> list[bytes | BaseException]:
         # Like RaftNode.propose_many: all or nothing for leadership, a lost
         # answer loses the whole batch's answers (each command still applied).
-        self._require_leader()
+        self._require_leader(forward)
         if self.cluster.explode:
             raise RuntimeError("boom (test double)")
         self.cluster.proposals += len(commands)
@@ -222,19 +231,21 @@ class DoubleNode:
             members=members,
         )
 
-    async def add_member(self, node_id: int, endpoint: str, role: str = "voter") -> None:
-        self._require_leader()
+    async def add_member(
+        self, node_id: int, endpoint: str, role: str = "voter", *, forward: bool = False
+    ) -> None:
+        self._require_leader(forward)
         self.cluster.addresses[node_id] = endpoint
 
-    async def remove_member(self, node_id: int) -> None:
-        self._require_leader()
+    async def remove_member(self, node_id: int, *, forward: bool = False) -> None:
+        self._require_leader(forward)
         self.cluster.addresses.pop(node_id, None)
 
-    async def transfer_leadership(self, node_id: int) -> None:
-        self._require_leader()
+    async def transfer_leadership(self, node_id: int, *, forward: bool = False) -> None:
+        self._require_leader(forward)
         self.cluster.leader_id = node_id
 
-    async def snapshot(self) -> int:
+    async def snapshot(self, *, forward: bool = False) -> int:
         return self.cluster.kv.rev
 
 
@@ -250,7 +261,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def double_cluster(
-    size: int = 3, leader: int | None = 1, witness: int | None = None
+    size: int = 3, leader: int | None = 1, witness: int | None = None, forward: bool = True
 ) -> AsyncIterator[Running]:
     """Start ``size`` real gRPC servers with KVService over DoubleNodes; stop them on exit."""
     cluster = DoubleCluster()
@@ -261,7 +272,7 @@ async def double_cluster(
             port = server.add_insecure_port("127.0.0.1:0")
             cluster.addresses[node_id] = f"127.0.0.1:{port}"
             node = DoubleNode(node_id, cluster, witness=node_id == witness)
-            KVService(node, timeout=2.0).register(server)
+            KVService(node, timeout=2.0, forward=forward).register(server)
             await server.start()
             servers[node_id] = server
         cluster.leader_id = leader

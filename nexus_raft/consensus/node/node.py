@@ -19,7 +19,6 @@ and the address book (tree ``node.peers``).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import random
@@ -37,11 +36,11 @@ from nexus_raft.consensus.core.messages import (
     ConfChange,
     ConfChangeType,
     HardState,
-    Rejected,
     Role,
 )
 from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.log.store import LogStore
+from nexus_raft.consensus.node.admin import AdminAPI
 from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.apply import Applier, Proposals
 from nexus_raft.consensus.node.boot import (
@@ -52,19 +51,18 @@ from nexus_raft.consensus.node.boot import (
 )
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.driver import Driver
+from nexus_raft.consensus.node.forward import Forwarder, serve_forward
 from nexus_raft.consensus.node.guard import term_refusal
 from nexus_raft.consensus.node.health import HealthMonitor
 from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.consensus.node.observe import Observability
 from nexus_raft.consensus.node.peers import Peers
-from nexus_raft.consensus.node.propose import ProposeAPI
 from nexus_raft.consensus.node.serving import ServingAPI
 from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
 from nexus_raft.consensus.state_machine import ProvidesMetrics, ServesClients, StateMachine
 from nexus_raft.errors import (
     ConfigError,
     ConsensusError,
-    Timeout,
     Unavailable,
 )
 from nexus_raft.storage import Store
@@ -80,14 +78,8 @@ __all__ = ["MemberStatus", "NodeStatus", "RaftNode"]
 
 _log = logging.getLogger(__name__)
 
-_ROLES = {
-    "voter": ConfChangeType.ADD_VOTER,
-    "learner": ConfChangeType.ADD_LEARNER,
-    "witness": ConfChangeType.ADD_WITNESS,
-}
 
-
-class RaftNode(ServingAPI, ProposeAPI):
+class RaftNode(ServingAPI, AdminAPI):
     """A Raft member: ``start()``, ``propose()``, ``read_index()``, ``status()``, ``shutdown()``.
 
     ``state_machine`` is required unless this node is a witness
@@ -148,6 +140,7 @@ class RaftNode(ServingAPI, ProposeAPI):
         self._driver: Driver | None = None
         self._applier: Applier | None = None
         self._peers: Peers | None = None
+        self._forwarder: Forwarder | None = None
         # The client port's server; the same object as _peer_server when one
         # port serves both.
         self._server: ServiceServer | None = None
@@ -309,6 +302,12 @@ class RaftNode(ServingAPI, ProposeAPI):
             metrics=self.metrics,
             alerts=self.alerts,
         )
+        self._forwarder = Forwarder(
+            cfg.id,
+            self._driver,
+            self._peers,
+            election_wait=2 * cfg.election_ticks * cfg.tick_interval,
+        )
         self._register_client_services()
         await self._serve(cfg)
         self._applier.start()
@@ -457,75 +456,9 @@ class RaftNode(ServingAPI, ProposeAPI):
         if target > 0 and d is not None and not self._closed and d.failed is None:
             d.submit(lambda: d.compact(target))
 
-    # --- the public API -------------------------------------------------------------------
-
-    async def add_member(
-        self, node_id: int, endpoint: str, role: str = "voter", *, timeout: float = 5.0
-    ) -> None:
-        """Add a member (``role`` voter, learner or witness); ``voter`` also promotes a learner."""
-        if isinstance(node_id, bool) or not isinstance(node_id, int):
-            raise TypeError(f"node_id must be an int, not {type(node_id).__name__}")
-        if not isinstance(endpoint, str):
-            raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
-        if not isinstance(role, str):
-            raise TypeError(f"role must be a str, not {type(role).__name__}")
-        if role not in _ROLES:
-            raise ConfigError(f"role must be one of {sorted(_ROLES)}, got {role!r}")
-        NodeAddress(node_id, endpoint)  # ValueError for a bad endpoint, before proposing
-        cc = ConfChange(_ROLES[role], node_id, endpoint.encode("utf-8"))
-        await self._conf_change(cc, timeout)
-
-    async def remove_member(self, node_id: int, *, timeout: float = 5.0) -> None:
-        """Remove a member (voter, learner or witness)."""
-        if isinstance(node_id, bool) or not isinstance(node_id, int):
-            raise TypeError(f"node_id must be an int, not {type(node_id).__name__}")
-        await self._conf_change(ConfChange(ConfChangeType.REMOVE, node_id), timeout)
-
-    async def _conf_change(self, cc: ConfChange, timeout: float) -> None:
-        if not self.is_leader:
-            raise self._not_leader()
-        await self._propose_op(lambda r: r.propose_conf_change(cc), timeout, "configuration change")
-
-    async def transfer_leadership(self, node_id: int, *, timeout: float = 5.0) -> None:
-        """Hand leadership to ``node_id`` and wait until it leads."""
-        if isinstance(node_id, bool) or not isinstance(node_id, int):
-            raise TypeError(f"node_id must be an int, not {type(node_id).__name__}")
-        d = self._running()
-        if d.leader_id == node_id:
-            return
-        if d.role is not Role.LEADER:
-            raise self._not_leader()
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def op() -> None:
-            out = d.raft.transfer_leadership(node_id)
-            if isinstance(out, Rejected):
-                fut.set_exception(self._rejection(out))
-            else:
-                fut.set_result(None)
-
-        d.submit(op)
-        await self._wait(fut, timeout, "leadership transfer")
-        if not await d.wait_leader(lambda lid: lid == node_id, timeout):
-            raise Timeout(f"node {node_id} did not take over within {timeout}s")
-
-    async def snapshot(self) -> int:
-        """Snapshot now: compact the log up to the applied index; returns that index."""
-        d = self._running()
-        assert self._applier is not None
-        applier = self._applier
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        async def op() -> None:
-            try:
-                fut.set_result(await d.compact(applier.applied))
-            except Exception as exc:
-                fut.set_exception(exc)
-
-        d.submit(op)
-        index = await self._wait(fut, 60.0, "snapshot")
-        self._last_compact = max(self._last_compact, index)
-        return index
+    async def _serve_forward(self, request: Any) -> Any:
+        """Run a follower's forwarded request here (the peer handler calls it)."""
+        return await serve_forward(self, request)
 
     # --- observing ---------------------------------------------------------------------------
 

@@ -18,9 +18,11 @@ from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.node.apply import ProposalGroup, Proposals
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.driver import Driver
+from nexus_raft.consensus.node.forward import Forwarder
 from nexus_raft.consensus.node.peers import Peers
 from nexus_raft.errors import (
     ConsensusError,
+    InvalidArgument,
     NexusRaftError,
     NotLeader,
     Timeout,
@@ -55,6 +57,7 @@ class ProposeAPI:
     _ctx: Iterator[int]
     _ctx_nonce: int
     _peers: Peers | None
+    _forwarder: Forwarder | None
 
     @property
     def id(self) -> int:
@@ -89,6 +92,12 @@ class ProposeAPI:
             leader_address=addr,
         )
 
+    def _forwarding(self) -> Forwarder:
+        """The forwarder (``Unavailable`` before ``start()``)."""
+        if self._forwarder is None:
+            raise Unavailable("node is not running")
+        return self._forwarder
+
     def _rejection(self, out: Rejected) -> NexusRaftError:
         if out.reason in (RejectReason.NOT_LEADER, RejectReason.WITNESS):
             return self._not_leader(out.leader_id)
@@ -101,6 +110,10 @@ class ProposeAPI:
             )
         if out.reason is RejectReason.TOO_LARGE:
             return TooLarge(f"proposal larger than {self.config.max_proposal_bytes} bytes")
+        if out.reason is RejectReason.CONF_CHANGE_PENDING:
+            return Unavailable(f"{out.reason.value}; retry once it has committed")
+        if out.reason in (RejectReason.INVALID_CONF_CHANGE, RejectReason.NOT_MEMBER):
+            return InvalidArgument(out.reason.value)
         return ConsensusError(out.reason.value)
 
     async def wait_for_leader(self, timeout: float = 5.0) -> int:
@@ -133,22 +146,33 @@ class ProposeAPI:
             self._proposals.failed += 1
             raise
 
-    async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes:
-        """Replicate ``command``; returns the state machine's result once applied here.
+    async def propose(
+        self, command: bytes, *, timeout: float = 5.0, forward: bool = False
+    ) -> bytes:
+        """Replicate ``command``; returns the state machine's result once applied.
 
-        Raises NotLeader (with the leader's id and address) on a follower,
-        ProposalDropped if the entry was overwritten, Timeout at the deadline.
+        On the leader the result is the local state machine's. On a follower
+        this raises NotLeader (with the leader's id and address), unless
+        ``forward``: then the command goes to the leader over the peer
+        connection (see :mod:`~nexus_raft.consensus.node.forward`) and the
+        leader's result comes back. ProposalDropped if the entry was
+        overwritten, Timeout at the deadline (outcome unknown).
         """
         if not isinstance(command, (bytes, bytearray, memoryview)):
             raise TypeError(f"command must be bytes, not {type(command).__name__}")
         d = self._running()
-        if d.role is not Role.LEADER or self.config.is_witness:
-            raise self._not_leader()
         data = bytes(command)
+        if d.role is not Role.LEADER or self.config.is_witness:
+            if not forward:
+                raise self._not_leader()
+            outcome = (await self._forwarding().propose_many([data], timeout))[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
         return await self._propose_op(lambda r: r.propose(data), timeout, "proposal")
 
     async def propose_many(
-        self, commands: Sequence[bytes], *, timeout: float = 5.0
+        self, commands: Sequence[bytes], *, timeout: float = 5.0, forward: bool = False
     ) -> list[bytes | NexusRaftError]:
         """Replicate several commands appended in one go; their results, in order.
 
@@ -157,8 +181,9 @@ class ProposeAPI:
         is what makes a big client batch cheap. Each slot holds the state
         machine's result, or the error that ended that command
         (``ProposalDropped``, ``NotLeader`` if leadership moved mid-way, ...).
-        Raises NotLeader on a follower and Timeout at the deadline (the
-        outcome of every command is then unknown).
+        Raises NotLeader on a follower (unless ``forward``: then the group
+        goes to the leader, as for :meth:`propose`) and Timeout at the
+        deadline (the outcome of every command is then unknown).
         """
         if isinstance(commands, (bytes, bytearray, memoryview, str)) or not isinstance(
             commands, Sequence
@@ -171,7 +196,11 @@ class ProposeAPI:
             datas.append(command if type(command) is bytes else bytes(command))
         d = self._running()
         if d.role is not Role.LEADER or self.config.is_witness:
-            raise self._not_leader()
+            if not forward:
+                raise self._not_leader()
+            if not datas:
+                return []
+            return await self._forwarding().propose_many(datas, timeout)
         fut: asyncio.Future[list[bytes | NexusRaftError]] = (
             asyncio.get_running_loop().create_future()
         )

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from nexus_raft.consensus.core.messages import (
@@ -66,7 +66,8 @@ class PeerHandler:
 
     ``max_snapshot_bytes`` bounds the data of one incoming snapshot;
     ``min_free_bytes`` is the disk space a snapshot being staged must leave
-    free (a snapshot never fills the disk the log needs).
+    free (a snapshot never fills the disk the log needs). ``forwarded``
+    runs a follower's forwarded client request (None: refused).
     """
 
     def __init__(
@@ -76,7 +77,10 @@ class PeerHandler:
         *,
         max_snapshot_bytes: int = 1 << 62,
         min_free_bytes: int = 0,
+        forwarded: Callable[[wire.pb.ForwardRequest], Awaitable[wire.pb.ForwardResponse]]
+        | None = None,
     ) -> None:
+        self._forwarded = forwarded
         self._driver = driver
         self._id = driver.id
         self._staging = staging_dir
@@ -216,6 +220,22 @@ class PeerHandler:
         if not isinstance(resp, ReadIndexResponse):
             raise ConsensusError(f"core answered a read index with {type(resp).__name__}")
         return wire.read_index_response_to_pb(resp)
+
+    async def forward(self, request: wire.pb.ForwardRequest) -> wire.pb.ForwardResponse:
+        """A member's forwarded client request: run it here (see ``node.forward``).
+
+        Only a member of the configuration may forward (a removed or unknown
+        node is refused like any other peer request from outside it).
+        """
+        sender = request.from_id
+        self._check_to(request.to, sender)
+        raft = self._driver.raft
+        _refuse(sender_refusal(sender, raft.is_peer_member, me=self._id, joining_ok=False), sender)
+        if self._forwarded is None:
+            raise ConsensusError(f"node {self._id} takes no forwarded requests")
+        resp = await self._forwarded(request)
+        resp.term = self._driver.term
+        return resp
 
 
 _FREE_CHECK_BYTES = 16 << 20  # re-read the free disk space after this much data

@@ -113,6 +113,10 @@ class ServingAPI:
         """
         return authenticated_member(context, self._identity)
 
+    async def _serve_forward(self, request: Any) -> Any:  # pragma: no cover - RaftNode's
+        """Run a follower's forwarded request on this node."""
+        raise NotImplementedError
+
     def add_servicer(self, register: Register) -> None:
         """Serve another gRPC service on the node's client port (call before ``start()``)."""
         self._add(self._servicers, register, "add_servicer")
@@ -134,6 +138,7 @@ class ServingAPI:
             None if cfg.is_witness else cfg.snapshot_dir,
             max_snapshot_bytes=cfg.max_snapshot_bytes,
             min_free_bytes=cfg.snapshot_min_free_bytes,
+            forwarded=self._serve_forward,
         )
         self._server, self._peer_server = await start_servers(
             cfg,

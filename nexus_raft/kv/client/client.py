@@ -136,6 +136,7 @@ class Client:
         self._router = Router(
             endpoints, attempt_timeout=attempt, tls=tls, rng=rng, stub_factory=stub_factory
         )
+        self._router.cluster_id = self._cluster_id
         self._batcher = Batcher(
             self._router,
             cluster_id=self._cluster_id,
@@ -389,9 +390,13 @@ class Client:
 
     async def snapshot(self, *, endpoint: str | None = None, timeout: float | None = None) -> int:
         """Take a snapshot now on ``endpoint`` (default: the leader); returns its index."""
-        req = kv_pb2.SnapshotRequest(cluster_id=self._cluster_id)
+        req = kv_pb2.SnapshotRequest(cluster_id=self._cluster_id, leader=endpoint is None)
         resp, _ = await self._router.call(
-            "Snapshot", req, deadline=self._deadline(timeout), endpoint=endpoint
+            "Snapshot",
+            req,
+            deadline=self._deadline(timeout),
+            endpoint=endpoint,
+            learn_leader=endpoint is None,
         )
         return int(resp.index)
 

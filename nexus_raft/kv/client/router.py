@@ -17,14 +17,25 @@ deadline:
 Every retry re-sends the same request message, so a write keeps its
 (client_id, seq) and the state machine applies it at most once. A per-attempt
 deadline (default 1 s) keeps one paused or partitioned member from eating the
-whole budget.
+whole budget, and a member that failed to answer is *suspect* for a while
+(``SUSPECT_SECONDS``): later calls do not start there, and a ``NOT_LEADER``
+hint naming it is not followed (it is a stale view of a dead leader), so a
+dead or silent member costs one attempt, not one per call.
+
+Follower forwarding: a write answered OK by a follower names the leader it
+was forwarded to. The router keeps sending to that follower (it works) and
+checks in the background whether the leader answers this client directly
+(a ``Status`` probe); only then does it switch to the leader. A client that
+cannot reach the leader so never waits on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,6 +47,7 @@ from nexus_raft.kv.wire import (
     OK,
     RETRYABLE_CODES,
     exception_from_error,
+    kv_pb2,
     kv_pb2_grpc,
 )
 from nexus_raft.transport.address import parse_endpoint
@@ -51,6 +63,10 @@ ELECTION_BACKOFF_INITIAL = 0.01
 ELECTION_BACKOFF_MAX = 0.05
 MAX_REDIRECTS = 4
 """Redirects followed without backoff before the router starts to back off."""
+SUSPECT_SECONDS = 2.0
+"""How long a member that failed to answer is avoided (not started with, hints to it ignored)."""
+PROBE_INTERVAL = 2.0
+"""Least time between two background probes of the same leader address."""
 
 # gRPC failures after which another member (or a later attempt) may succeed.
 _RETRY_GRPC = frozenset(
@@ -64,6 +80,15 @@ _RETRY_GRPC = frozenset(
         grpc.StatusCode.ABORTED,
     }
 )
+
+
+def _now() -> float:
+    # The loop's clock (a simulator may run it on virtual time); suspicion
+    # outlives one call, and a client lives on one loop.
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
 
 
 def normalize_endpoint(endpoint: str) -> tuple[str, bool]:
@@ -133,8 +158,16 @@ class Router:
         self._stub_factory = stub_factory
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, Any] = {}
+        # _leader: the member believed to lead; _route: where requests go
+        # first (the leader, or a follower that forwards for us when the
+        # leader did not answer this client directly).
         self._leader: str | None = None
+        self._route: str | None = None
         self._cursor = 0
+        self._suspect: dict[str, float] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
+        self._last_probe: dict[str, float] = {}
+        self.cluster_id = ""
         self._closed = False
 
     # --- state ----------------------------------------------------------------------
@@ -154,28 +187,110 @@ class Router:
         """The router's random source (also used for backoff jitter elsewhere)."""
         return self._rng
 
-    def current(self) -> str:
-        """Where to send the next request: the leader if known, else the next member."""
-        if self._leader is not None:
-            return self._leader
-        return self._known[self._cursor % len(self._known)]
+    @property
+    def route(self) -> str | None:
+        """Where the next request goes first (the leader or a forwarding member), if known."""
+        return self._route
 
-    def note_leader(self, address: str | None) -> None:
-        """Remember ``address`` as the leader (None: unknown)."""
-        if address is None:
-            self._leader = None
-            return
+    def is_suspect(self, target: str) -> bool:
+        """Whether ``target`` failed to answer within the last ``SUSPECT_SECONDS``."""
+        until = self._suspect.get(target)
+        if until is None:
+            return False
+        if until <= _now():
+            del self._suspect[target]
+            return False
+        return True
+
+    def current(self) -> str:
+        """Where to send the next request: the route if known, else the next healthy member."""
+        if self._route is not None and not self.is_suspect(self._route):
+            return self._route
+        n = len(self._known)
+        for step in range(n):
+            target = self._known[(self._cursor + step) % n]
+            if not self.is_suspect(target):
+                self._cursor += step
+                return target
+        return self._known[self._cursor % n]
+
+    def learn(self, address: str) -> str:
+        """Add ``address`` to the known members (if new); returns its normalized form."""
         target, _ = normalize_endpoint(address)
         if target not in self._known:
             self._known.append(target)
-        self._leader = target
+        return target
 
-    def mark_failed(self, target: str) -> None:
-        """``target`` could not serve: forget it as leader and move the cursor past it."""
+    def note_leader(self, address: str | None) -> None:
+        """Remember ``address`` as the leader and route there (None: unknown).
+
+        A suspect address (it just failed to answer this client) is not
+        routed to: a member naming it most likely has a stale view.
+        """
+        if address is None:
+            self._leader = None
+            self._route = None
+            return
+        target = self.learn(address)
+        self._leader = target
+        if not self.is_suspect(target):
+            self._route = target
+
+    def note_served(self, target: str, leader_address: str | None) -> None:
+        """``target`` served a request that must run on the leader.
+
+        ``leader_address`` is the leader it forwarded to (None or ``target``:
+        it leads itself). Requests keep going to ``target``; a forwarding
+        member is replaced by the leader once a background probe shows the
+        leader answers this client.
+        """
+        self._route = target
+        self._suspect.pop(target, None)
+        if not leader_address:
+            self._leader = target
+            return
+        leader = self.learn(leader_address)
+        self._leader = leader
+        if leader != target:
+            self._probe(leader)
+
+    def mark_failed(self, target: str, *, unreachable: bool = False) -> None:
+        """``target`` could not serve: stop routing there and move the cursor past it.
+
+        ``unreachable``: it did not answer at all; avoid it for ``SUSPECT_SECONDS``.
+        """
         if self._leader == target:
             self._leader = None
+        if self._route == target:
+            self._route = None
+        if unreachable:
+            self._suspect[target] = _now() + SUSPECT_SECONDS
         if target in self._known and self._known[self._cursor % len(self._known)] == target:
             self._cursor += 1
+
+    def _probe(self, leader: str) -> None:
+        """Check in the background whether ``leader`` answers us; route there if it leads."""
+        if self._closed or leader in self._probes or self.is_suspect(leader):
+            return
+        now = _now()
+        if now - self._last_probe.get(leader, -PROBE_INTERVAL) < PROBE_INTERVAL:
+            return
+        self._last_probe[leader] = now
+        task = asyncio.get_running_loop().create_task(self._run_probe(leader))
+        self._probes[leader] = task
+        task.add_done_callback(lambda _: self._probes.pop(leader, None))
+
+    async def _run_probe(self, leader: str) -> None:
+        request = kv_pb2.StatusRequest(cluster_id=self.cluster_id)
+        try:
+            resp = await self.stub(leader).Status(request, timeout=self._attempt_timeout)
+        except grpc.aio.AioRpcError:
+            self._suspect[leader] = _now() + SUSPECT_SECONDS
+            return
+        except (Unavailable, RuntimeError):  # closed meanwhile
+            return
+        if resp.error.code == OK and resp.leader_id and resp.leader_id == resp.id:
+            self._leader = self._route = leader
 
     def stub(self, target: str) -> Any:
         """The KV stub for ``target`` (one channel per address, created on first use)."""
@@ -201,8 +316,14 @@ class Router:
         return stub
 
     async def close(self) -> None:
-        """Close every channel (idempotent)."""
+        """Stop probes and close every channel (idempotent)."""
         self._closed = True
+        probes = list(self._probes.values())
+        for task in probes:
+            task.cancel()
+        for task in probes:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         channels = list(self._channels.values())
         self._channels.clear()
         self._stubs.clear()
@@ -223,9 +344,10 @@ class Router:
         """Send ``request`` with ``method`` until a member answers OK; return (response, target).
 
         ``endpoint``: only ever ask that member (NOT_LEADER is then final).
-        ``learn_leader``: an OK answer proves the target leads (writes and
-        membership changes), so remember it; reads and status may be answered
-        by any member and teach nothing.
+        ``learn_leader``: the request must run on the leader (writes and
+        membership changes), so an OK answer means the target leads or
+        forwarded to the leader it names (see :meth:`note_served`); reads and
+        status may be answered by any member and teach nothing.
         """
         loop = asyncio.get_running_loop()
         backoff = Backoff(self._rng)
@@ -255,13 +377,15 @@ class Router:
                 )
                 _log.debug("%s to %s failed: %s", method, target, last)
                 unreachable.add(target)
-                self.mark_failed(target)
+                self.mark_failed(target, unreachable=True)
+                if fixed is None and len(self._known) > len(unreachable):
+                    continue  # another member may answer at once: no backoff
                 await _sleep_within(backoff.delay(), deadline, loop)
                 continue
             error = resp.error
             if error.code == OK:
                 if learn_leader and fixed is None:
-                    self._leader = target
+                    self.note_served(target, error.leader_address or None)
                 return resp, target
             exc = exception_from_error(error, where=target)
             if error.code not in RETRYABLE_CODES or (
@@ -271,7 +395,12 @@ class Router:
             last = exc
             if error.code == NOT_LEADER and isinstance(exc, NotLeader):
                 named = normalize_endpoint(exc.leader_address)[0] if exc.leader_address else None
-                if named is not None and named != target and named not in unreachable:
+                if (
+                    named is not None
+                    and named != target
+                    and named not in unreachable
+                    and not self.is_suspect(named)
+                ):
                     self.note_leader(exc.leader_address)
                     redirects += 1
                     if redirects <= MAX_REDIRECTS:

@@ -42,23 +42,27 @@ class ServedNode(Protocol):
     @property
     def leader_address(self) -> str | None: ...
 
-    async def propose(self, command: bytes, *, timeout: float = 5.0) -> bytes: ...
+    async def propose(
+        self, command: bytes, *, timeout: float = 5.0, forward: bool = False
+    ) -> bytes: ...
 
     async def propose_many(
-        self, commands: Sequence[bytes], *, timeout: float = 5.0
+        self, commands: Sequence[bytes], *, timeout: float = 5.0, forward: bool = False
     ) -> Sequence[bytes | BaseException]: ...
 
     async def read_index(self, *, timeout: float = 5.0) -> int: ...
 
     def status(self) -> Any: ...
 
-    async def add_member(self, node_id: int, endpoint: str, role: str = "voter") -> None: ...
+    async def add_member(
+        self, node_id: int, endpoint: str, role: str = "voter", *, forward: bool = False
+    ) -> None: ...
 
-    async def remove_member(self, node_id: int) -> None: ...
+    async def remove_member(self, node_id: int, *, forward: bool = False) -> None: ...
 
-    async def transfer_leadership(self, node_id: int) -> None: ...
+    async def transfer_leadership(self, node_id: int, *, forward: bool = False) -> None: ...
 
-    async def snapshot(self) -> int: ...
+    async def snapshot(self, *, forward: bool = False) -> int: ...
 
 
 class ServiceBase:
@@ -77,6 +81,7 @@ class ServiceBase:
         timeout: float = 5.0,
         limits: Limits | None = None,
         clock: Callable[[], float] | None = None,
+        forward: bool = True,
     ) -> None:
         if cluster_id is not None and not isinstance(cluster_id, str):
             raise TypeError(f"cluster_id must be str or None, not {type(cluster_id).__name__}")
@@ -84,18 +89,47 @@ class ServiceBase:
             raise TypeError(f"timeout must be a number, not {type(timeout).__name__}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
+        if not isinstance(forward, bool):
+            raise TypeError(f"forward must be a bool, not {type(forward).__name__}")
         self._node = node
-        self._cluster_id = cluster_id if cluster_id is not None else _node_cluster_id(node)
+        self._fixed_cluster_id = cluster_id
         self._timeout = float(timeout)
         self._limits = limits or Limits()
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
         self._clock: Callable[[], float] = clock or time.time
+        self._forward = forward
 
     @property
     def cluster_id(self) -> str:
-        """The cluster id this service checks requests against ("" = none)."""
-        return self._cluster_id
+        """The cluster id this service checks requests against ("" = none).
+
+        Unless given explicitly it is read from the node on each request: a
+        node knows its cluster id for sure only once it opened its data
+        directory (the stored identity wins over the command line).
+        """
+        if self._fixed_cluster_id is not None:
+            return self._fixed_cluster_id
+        return _node_cluster_id(self._node)
+
+    @property
+    def _cluster_id(self) -> str:
+        return self.cluster_id
+
+    @property
+    def forward(self) -> bool:
+        """Whether a follower forwards writes and admin calls to the leader (else NOT_LEADER)."""
+        return self._forward
+
+    def _leader_hint(self, error: Any) -> None:
+        """Name the leader in an OK answer's ``error`` when this member forwarded to it.
+
+        The client then knows the answer came through a follower and may try
+        the leader directly next time (when it can reach it).
+        """
+        if not self._node.is_leader:
+            error.leader_id = self._node.leader_id or 0
+            error.leader_address = self._node.leader_address or ""
 
     # --- helpers --------------------------------------------------------------------
 

@@ -24,7 +24,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from nexus_raft.errors import InvalidArgument, InvalidCommand, NexusRaftError, TooLarge, Unavailable
+from nexus_raft.errors import (
+    InvalidArgument,
+    InvalidCommand,
+    NexusRaftError,
+    NotLeader,
+    TooLarge,
+    Unavailable,
+)
 from nexus_raft.kv.commands import (
     _CMD,
     _CMD_MAGIC,
@@ -148,10 +155,10 @@ def _fill_write(slot: Any, kind: str, outcome: bytes | BaseException) -> None:
 
 
 async def _propose(
-    node: ServedNode, commands: Sequence[bytes], budget: float
+    node: ServedNode, commands: Sequence[bytes], budget: float, forward: bool
 ) -> Sequence[bytes | BaseException] | BaseException:
     try:
-        return await node.propose_many(commands, timeout=budget)
+        return await node.propose_many(commands, timeout=budget, forward=forward)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -178,10 +185,12 @@ async def run_batch(
     budget: float,
     *,
     timestamp_ms: int | None = None,
+    forward: bool = False,
 ) -> Any:
     """Execute ``ops`` (``kv_pb2.BatchOp``) and return the ``BatchResponse``.
 
-    Writes are proposed together; linearizable gets wait for one shared read
+    Writes are proposed together (``forward``: through the leader when this
+    node is a follower); linearizable gets wait for one shared read
     index (taken concurrently with the writes: the operations of one batch
     are concurrent, so no order among them is promised). ``results[i]``
     answers ``ops[i]``; every failure is that result's ``error``. Writes
@@ -211,11 +220,15 @@ async def run_batch(
     try:
         outcomes: Sequence[bytes | BaseException] | BaseException = ()
         if commands:
-            outcomes = await _propose(node, commands, budget)
+            outcomes = await _propose(node, commands, budget, forward)
         barrier_error = await barrier if barrier is not None else None
     finally:
         if barrier is not None and not barrier.done():
             barrier.cancel()
+    if isinstance(outcomes, NotLeader):
+        # Nothing was proposed (no leader to take it): refuse the batch as a
+        # whole so the client re-sends it in one piece, reads included.
+        return kv_pb2.BatchResponse(error=error_from_exception(outcomes))
     by_slot: dict[int, bytes | BaseException] = {}
     if isinstance(outcomes, BaseException):
         by_slot = dict.fromkeys(write_slots, outcomes)

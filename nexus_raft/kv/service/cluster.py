@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nexus_raft.errors import NotLeader
 from nexus_raft.kv.limits import check_address, check_member_id, check_role
 from nexus_raft.kv.service.base import ServiceBase
 from nexus_raft.kv.service.status import member_to_pb, status_to_pb
@@ -47,9 +48,11 @@ class ClusterRPCs(ServiceBase):
             node_id = check_member_id(request.id)
             address = check_address(request.address)
             role = check_role(request.role)
-            await self._with_budget(self._node.add_member(node_id, address, role), context)
+            await self._with_budget(
+                self._node.add_member(node_id, address, role, forward=self._forward), context
+            )
 
-        return await self._answer(kv_pb2.AdminResponse, work, lambda _: kv_pb2.AdminResponse())
+        return await self._answer(kv_pb2.AdminResponse, work, self._admin_ok)
 
     async def RemoveMember(self, request: Any, context: Any) -> Any:
         """Remove a member from the configuration."""
@@ -57,9 +60,11 @@ class ClusterRPCs(ServiceBase):
         async def work() -> None:
             self._check_cluster(request.cluster_id)
             node_id = check_member_id(request.id)
-            await self._with_budget(self._node.remove_member(node_id), context)
+            await self._with_budget(
+                self._node.remove_member(node_id, forward=self._forward), context
+            )
 
-        return await self._answer(kv_pb2.AdminResponse, work, lambda _: kv_pb2.AdminResponse())
+        return await self._answer(kv_pb2.AdminResponse, work, self._admin_ok)
 
     async def TransferLeader(self, request: Any, context: Any) -> Any:
         """Hand leadership to the given voter."""
@@ -67,15 +72,30 @@ class ClusterRPCs(ServiceBase):
         async def work() -> None:
             self._check_cluster(request.cluster_id)
             node_id = check_member_id(request.id)
-            await self._with_budget(self._node.transfer_leadership(node_id), context)
+            await self._with_budget(
+                self._node.transfer_leadership(node_id, forward=self._forward), context
+            )
 
         return await self._answer(kv_pb2.AdminResponse, work, lambda _: kv_pb2.AdminResponse())
 
+    def _admin_ok(self, _: object) -> Any:
+        resp = kv_pb2.AdminResponse()
+        self._leader_hint(resp.error)
+        return resp
+
     async def Snapshot(self, request: Any, context: Any) -> Any:
-        """Take a snapshot on this member now and compact its log."""
+        """Take a snapshot now and compact the log: on this member, or the leader (``leader``)."""
 
         async def work() -> int:
             self._check_cluster(request.cluster_id)
+            if request.leader:
+                if not self._forward and not self._node.is_leader:
+                    raise NotLeader(
+                        "not the leader",
+                        leader_id=self._node.leader_id,
+                        leader_address=self._node.leader_address,
+                    )
+                return await self._with_budget(self._node.snapshot(forward=True), context)
             return await self._with_budget(self._node.snapshot(), context)
 
         return await self._answer(

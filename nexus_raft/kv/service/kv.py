@@ -6,12 +6,16 @@ node call: writes become :class:`~nexus_raft.kv.commands.KVCommand`
 proposals, reads go through ``node.read_index()`` (linearizable) or straight
 to the local state machine (``serializable``).
 
-Followers do not forward writes: they answer ``NOT_LEADER`` with the leader's
-id and address and :class:`~nexus_raft.kv.client.client.Client` re-sends
-there. That costs one extra round trip right after a leader change, but keeps
-one hop on the hot path and never hides which member did the work. Reads are
-served by any full member: ``read_index()`` asks the leader for the commit
-index and waits until the local state machine has applied it.
+Followers forward writes (Put, Delete, Cas, the writes of a Batch) and the
+admin calls to the leader over their peer connection
+(:mod:`~nexus_raft.consensus.node.forward`) and relay the answer, so a
+client that reaches any member can write. An OK answer that went through a
+follower names the leader in its ``error`` field (code OK), so the client
+may go there directly next time. With ``forward=False`` (``nexus-node
+--redirect``) a follower answers ``NOT_LEADER`` with the leader's id and
+address instead and :class:`~nexus_raft.kv.client.client.Client` re-sends
+there. Reads are served by any full member: ``read_index()`` asks the leader
+for the commit index and waits until the local state machine has applied it.
 
 Every failure reaches the client as a response ``error`` (see ``kv.proto``);
 no handler lets an exception escape, so one bad request never takes the
@@ -50,7 +54,7 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         kv_pb2_grpc.add_KVServicer_to_server(self, server)
 
     async def _propose(self, command: KVCommand, budget: float) -> KVResult:
-        raw = await self._node.propose(command.encode(), timeout=budget)
+        raw = await self._node.propose(command.encode(), timeout=budget, forward=self._forward)
         result = KVResult.decode(raw)
         if result.code in (ResultCode.OK, ResultCode.CAS_FAILED):
             return result
@@ -137,7 +141,9 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
 
         async def work() -> Any:
             self._check_cluster(request.cluster_id)
-            return await do(request, budget)
+            resp = await do(request, budget)
+            self._leader_hint(resp.error)
+            return resp
 
         return await self._answer(response_type, work, lambda r: r)
 
@@ -201,9 +207,10 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
 
         Writes are proposed together (``node.propose_many``: one log append,
         one fsync); all linearizable gets share one read index (see
-        :mod:`~nexus_raft.kv.service.batch`).
-        A follower refuses a batch with writes as a whole (``NOT_LEADER``)
-        so the client re-sends it to the leader in one piece.
+        :mod:`~nexus_raft.kv.service.batch`). A follower forwards the writes
+        to the leader as one group; with forwarding off it refuses a batch
+        with writes as a whole (``NOT_LEADER``) so the client re-sends it to
+        the leader in one piece.
         """
         budget = self._budget(context)
         try:
@@ -215,7 +222,7 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
                 )
             sm = self._state_machine()  # a witness refuses the whole batch
             has_write = any(op.WhichOneof("op") != "get" for op in ops)
-            if has_write and not self._node.is_leader:
+            if has_write and not self._forward and not self._node.is_leader:
                 raise NotLeader(
                     "not the leader",
                     leader_id=self._node.leader_id,
@@ -224,9 +231,18 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         except Exception as exc:
             log_failure(exc)
             return kv_pb2.BatchResponse(error=error_from_exception(exc))
-        return await run_batch(
-            self._node, sm, ops, self._limits, budget, timestamp_ms=self._now_ms()
+        resp = await run_batch(
+            self._node,
+            sm,
+            ops,
+            self._limits,
+            budget,
+            timestamp_ms=self._now_ms(),
+            forward=self._forward,
         )
+        if has_write:
+            self._leader_hint(resp.error)
+        return resp
 
     # --- watch -------------------------------------------------------------------------
 

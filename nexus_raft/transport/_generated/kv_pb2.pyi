@@ -283,13 +283,15 @@ class Member(_message.Message):
     def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., match: _Optional[int] = ..., payload_floor: _Optional[int] = ..., last_contact_seconds: _Optional[float] = ..., lag: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
-    __slots__ = ("cluster_id",)
+    __slots__ = ("cluster_id", "confirm_leader")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIRM_LEADER_FIELD_NUMBER: _ClassVar[int]
     cluster_id: str
-    def __init__(self, cluster_id: _Optional[str] = ...) -> None: ...
+    confirm_leader: bool
+    def __init__(self, cluster_id: _Optional[str] = ..., confirm_leader: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("error", "id", "role", "term", "leader_id", "leader_address", "commit", "applied", "last_index", "cluster_id", "revision", "members", "snapshot_index", "version", "db_size", "errors", "startup_commit", "ready")
+    __slots__ = ("error", "id", "role", "term", "leader_id", "leader_address", "commit", "applied", "last_index", "cluster_id", "revision", "members", "snapshot_index", "version", "db_size", "errors", "startup_commit", "ready", "leader_confirmed")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -308,6 +310,7 @@ class StatusResponse(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     STARTUP_COMMIT_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    LEADER_CONFIRMED_FIELD_NUMBER: _ClassVar[int]
     error: Error
     id: int
     role: str
@@ -326,7 +329,8 @@ class StatusResponse(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     startup_commit: int
     ready: bool
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., commit: _Optional[int] = ..., applied: _Optional[int] = ..., last_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., revision: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., snapshot_index: _Optional[int] = ..., version: _Optional[str] = ..., db_size: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., startup_commit: _Optional[int] = ..., ready: _Optional[bool] = ...) -> None: ...
+    leader_confirmed: bool
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., commit: _Optional[int] = ..., applied: _Optional[int] = ..., last_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., revision: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., snapshot_index: _Optional[int] = ..., version: _Optional[str] = ..., db_size: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., startup_commit: _Optional[int] = ..., ready: _Optional[bool] = ..., leader_confirmed: _Optional[bool] = ...) -> None: ...
 
 class MembersRequest(_message.Message):
     __slots__ = ("cluster_id",)
@@ -379,10 +383,12 @@ class AdminResponse(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
 
 class SnapshotRequest(_message.Message):
-    __slots__ = ("cluster_id",)
+    __slots__ = ("cluster_id", "leader")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
     cluster_id: str
-    def __init__(self, cluster_id: _Optional[str] = ...) -> None: ...
+    leader: bool
+    def __init__(self, cluster_id: _Optional[str] = ..., leader: _Optional[bool] = ...) -> None: ...
 
 class SnapshotResponse(_message.Message):
     __slots__ = ("error", "index")

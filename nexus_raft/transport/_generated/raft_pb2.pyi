@@ -11,8 +11,27 @@ class EntryType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NORMAL: _ClassVar[EntryType]
     CONF_CHANGE: _ClassVar[EntryType]
+
+class ForwardCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FORWARD_OK: _ClassVar[ForwardCode]
+    FORWARD_NOT_LEADER: _ClassVar[ForwardCode]
+    FORWARD_UNAVAILABLE: _ClassVar[ForwardCode]
+    FORWARD_TIMEOUT: _ClassVar[ForwardCode]
+    FORWARD_TOO_LARGE: _ClassVar[ForwardCode]
+    FORWARD_DROPPED: _ClassVar[ForwardCode]
+    FORWARD_INVALID: _ClassVar[ForwardCode]
+    FORWARD_FAILED: _ClassVar[ForwardCode]
 NORMAL: EntryType
 CONF_CHANGE: EntryType
+FORWARD_OK: ForwardCode
+FORWARD_NOT_LEADER: ForwardCode
+FORWARD_UNAVAILABLE: ForwardCode
+FORWARD_TIMEOUT: ForwardCode
+FORWARD_TOO_LARGE: ForwardCode
+FORWARD_DROPPED: ForwardCode
+FORWARD_INVALID: ForwardCode
+FORWARD_FAILED: ForwardCode
 
 class Entry(_message.Message):
     __slots__ = ("index", "term", "type", "data", "has_data")
@@ -207,3 +226,83 @@ class ReadIndexResponse(_message.Message):
     reject: bool
     from_id: int
     def __init__(self, term: _Optional[int] = ..., index: _Optional[int] = ..., context: _Optional[bytes] = ..., reject: _Optional[bool] = ..., from_id: _Optional[int] = ...) -> None: ...
+
+class ForwardError(_message.Message):
+    __slots__ = ("code", "message", "leader_id")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    code: ForwardCode
+    message: str
+    leader_id: int
+    def __init__(self, code: _Optional[_Union[ForwardCode, str]] = ..., message: _Optional[str] = ..., leader_id: _Optional[int] = ...) -> None: ...
+
+class ForwardPropose(_message.Message):
+    __slots__ = ("commands",)
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, commands: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ForwardConfChange(_message.Message):
+    __slots__ = ("node_id", "address", "role", "remove")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    address: str
+    role: str
+    remove: bool
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[str] = ..., remove: _Optional[bool] = ...) -> None: ...
+
+class ForwardTransfer(_message.Message):
+    __slots__ = ("target",)
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    target: int
+    def __init__(self, target: _Optional[int] = ...) -> None: ...
+
+class ForwardSnapshot(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("cluster_id", "from_id", "to", "timeout_ms", "propose", "conf_change", "transfer", "snapshot")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSE_FIELD_NUMBER: _ClassVar[int]
+    CONF_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    from_id: int
+    to: int
+    timeout_ms: int
+    propose: ForwardPropose
+    conf_change: ForwardConfChange
+    transfer: ForwardTransfer
+    snapshot: ForwardSnapshot
+    def __init__(self, cluster_id: _Optional[str] = ..., from_id: _Optional[int] = ..., to: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., propose: _Optional[_Union[ForwardPropose, _Mapping]] = ..., conf_change: _Optional[_Union[ForwardConfChange, _Mapping]] = ..., transfer: _Optional[_Union[ForwardTransfer, _Mapping]] = ..., snapshot: _Optional[_Union[ForwardSnapshot, _Mapping]] = ...) -> None: ...
+
+class ForwardResult(_message.Message):
+    __slots__ = ("result", "error")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    result: bytes
+    error: ForwardError
+    def __init__(self, result: _Optional[bytes] = ..., error: _Optional[_Union[ForwardError, _Mapping]] = ...) -> None: ...
+
+class ForwardResponse(_message.Message):
+    __slots__ = ("term", "from_id", "error", "results", "index")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    FROM_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    term: int
+    from_id: int
+    error: ForwardError
+    results: _containers.RepeatedCompositeFieldContainer[ForwardResult]
+    index: int
+    def __init__(self, term: _Optional[int] = ..., from_id: _Optional[int] = ..., error: _Optional[_Union[ForwardError, _Mapping]] = ..., results: _Optional[_Iterable[_Union[ForwardResult, _Mapping]]] = ..., index: _Optional[int] = ...) -> None: ...

@@ -64,6 +64,11 @@ class RaftPeerStub:
                 request_serializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ReadIndexRequest.SerializeToString,
                 response_deserializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ReadIndexResponse.FromString,
                 _registered_method=True)
+        self.Forward = channel.unary_unary(
+                '/nexus_raft.peer.RaftPeer/Forward',
+                request_serializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ForwardResponse.FromString,
+                _registered_method=True)
 
 
 class RaftPeerServicer:
@@ -106,6 +111,13 @@ class RaftPeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forward(self, request, context):
+        """Follower forwarding: a client request handed to the leader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RaftPeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +150,11 @@ def add_RaftPeerServicer_to_server(servicer, server):
                     servicer.ReadIndex,
                     request_deserializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ReadIndexRequest.FromString,
                     response_serializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ReadIndexResponse.SerializeToString,
+            ),
+            'Forward': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ForwardRequest.FromString,
+                    response_serializer=nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ForwardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +319,33 @@ class RaftPeer:
             '/nexus_raft.peer.RaftPeer/ReadIndex',
             nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ReadIndexRequest.SerializeToString,
             nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ReadIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nexus_raft.peer.RaftPeer/Forward',
+            nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ForwardRequest.SerializeToString,
+            nexus__raft_dot_transport_dot_proto_dot_raft__pb2.ForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,
