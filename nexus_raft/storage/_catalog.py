@@ -21,6 +21,7 @@ from nexus_raft.storage._layout import (
     FORMAT_KEY,
     FORMAT_VERSION,
     ID_HWM_KEY,
+    MAX_TREE_ID,
     NEXT_TREE_KEY,
     catalog_key,
     decode_tree_id,
@@ -76,10 +77,39 @@ def load_or_init(db: Any, path: str) -> CatalogState:
                    for key in db.iterator(prefix=DROPPING_PREFIX, include_value=False)]
     except (struct.error, UnicodeDecodeError) as exc:
         raise CorruptionError(f"{path}: malformed internal record: {exc}") from exc
+    _check_consistent(path, trees, next_tree_id, pending)
     for tree_id in pending:
         log.info("finishing the interrupted drop of tree id %d in %s", tree_id, path)
         purge_tree(db, tree_id)
     return CatalogState(trees, next_tree_id, id_high_water)
+
+
+def _check_consistent(
+    path: str, trees: dict[str, int], next_tree_id: int, pending: list[int]
+) -> None:
+    """Refuse a catalog that would mix trees' keys or purge live data.
+
+    Every record may decode and still be wrong: two names on one id would
+    share keys, a name on the internal id would overwrite the catalog, a next
+    id at or below a live one would hand out a used prefix, and a drop marker
+    on a live (or the default, or the internal) id would purge live data at
+    this very open (found by tests/fuzz/test_catalog.py).
+    """
+    ids = sorted(trees.values())
+    if trees.get(DEFAULT_TREE) != DEFAULT_TREE_ID:
+        raise CorruptionError(f"{path}: the default tree is not tree id {DEFAULT_TREE_ID}")
+    if len(set(ids)) != len(ids):
+        raise CorruptionError(f"{path}: two trees share one id in the catalog")
+    if ids[0] < DEFAULT_TREE_ID or ids[-1] > MAX_TREE_ID:
+        raise CorruptionError(f"{path}: a tree id in the catalog is out of range")
+    if not max(ids[-1] + 1, FIRST_USER_TREE_ID) <= next_tree_id <= MAX_TREE_ID + 1:
+        raise CorruptionError(f"{path}: next tree id {next_tree_id} would reuse a live id")
+    live = set(ids)
+    for tree_id in pending:
+        if tree_id < FIRST_USER_TREE_ID or tree_id in live or tree_id >= next_tree_id:
+            raise CorruptionError(
+                f"{path}: a drop marker names tree id {tree_id}, not a dropped tree"
+            )
 
 
 def purge_tree(db: Any, tree_id: int) -> None:

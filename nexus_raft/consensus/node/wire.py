@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from nexus_raft.consensus.core.messages import (
     AppendRequest,
     AppendResponse,
+    ConfChange,
     ConfState,
     Entry,
     EntryType,
@@ -78,11 +79,30 @@ def entries_to_pb(entries: Iterable[Entry]) -> list[pb.Entry]:
     return out
 
 
+def _entry_type(e: pb.Entry) -> EntryType:
+    """The core type of a non-NORMAL protobuf entry; ValueError when it cannot be one.
+
+    The core decodes configuration entries when it appends them and takes a
+    malformed one as a bug (an exception that stops the driver), so a peer's
+    configuration entry must carry a payload that decodes (found by
+    tests/fuzz/test_wire.py).
+    """
+    t = _TYPES.get(e.type)
+    if t is None:
+        raise ValueError(f"entry {e.index} has unknown type {e.type}")
+    if t is EntryType.CONF_CHANGE:
+        if not e.has_data:
+            raise ValueError(f"configuration entry {e.index} comes without its payload")
+        ConfChange.decode(e.data)  # ValueError when malformed
+    return t
+
+
 def entries_from_pb(entries: Sequence[pb.Entry]) -> tuple[Entry, ...]:
-    """Protobuf entries -> core entries."""
-    types = _TYPES
+    """Protobuf entries -> core entries; ValueError for an unknown type or a malformed
+    configuration entry (the peer handler refuses the message as malformed)."""
     return tuple(
-        Entry(e.index, e.term, types[e.type] if e.type else _NORMAL, e.data if e.has_data else None)
+        Entry(e.index, e.term, _entry_type(e) if e.type else _NORMAL,
+              e.data if e.has_data else None)
         for e in entries
     )
 
