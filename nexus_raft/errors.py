@@ -76,6 +76,17 @@ class InvalidArgument(ConsensusError, ValueError):
     """The KV service rejected a request as malformed (bad key, bad member id, ...)."""
 
 
+class UnsafeRemoval(InvalidArgument):
+    """A membership removal was refused: it would leave committed data with one durable copy.
+
+    With a witness in the configuration every committed entry must stay on
+    two full members (the witness may have dropped its copy). Bring the
+    lagging full member up to date, or add a full member first, then retry.
+    A subclass of ``InvalidArgument`` so that the KV service answers it as a
+    final error that clients do not retry.
+    """
+
+
 class TooLarge(InvalidArgument):
     """A key, value or request exceeds the KV service's size limits."""
 

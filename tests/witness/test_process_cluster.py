@@ -6,7 +6,10 @@ kills all processes in ``finally``; every wait polls with a deadline.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from nexus_raft.kv.client.types import NodeInfo
 from nexus_raft.kv.wire import NOT_LEADER, kv_pb2, kv_pb2_grpc
 from nexus_raft.storage import Store
 from nexus_raft.witness import disk_bytes
+from tests.integration.harness import REPO_ROOT
 
 from .inproc import free_ports
 from .process_helpers import WITNESS, Proc, TwoPlusOne, wait_until
@@ -240,3 +244,32 @@ def test_a_witness_added_and_removed_at_run_time(tmp_path: Path) -> None:
         client.close()
         for p in procs.values():
             p.kill()
+
+
+def test_nexusctl_remove_member_of_a_down_full_member_is_refused(two_plus_one: Any) -> None:
+    """``nexusctl remove-member`` of the down full member of 2+1: refused in one line.
+
+    It would leave every committed write on one machine (the witness dropped
+    the payloads both full members held); nothing changes, writes go on.
+    """
+    c: TwoPlusOne = two_plus_one()
+    acked: dict[str, bytes] = {}
+    _write(c, acked, range(20))
+    leader = c.wait_for_leader()
+    other = 2 if leader == 1 else 1
+    c.members[other].kill()
+    _write(c, acked, range(20, 30))
+    endpoints = f"{c.addresses[leader]},{c.addresses[WITNESS]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "nexus_raft.cli.ctl", "--endpoints", endpoints,
+         "--timeout", "10", "remove-member", str(other)],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )  # fmt: skip
+    assert result.returncode != 0, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"removing {other} would leave committed entries" in lines[0], lines[0]
+    assert {m.id for m in c.client().members()} == {1, 2, 3}
+    _write(c, acked, range(30, 40))
+    _check_all(c, acked, (leader,))

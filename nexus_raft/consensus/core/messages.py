@@ -333,6 +333,7 @@ class RejectReason(enum.Enum):
     WITNESS = "a witness serves no proposals or reads"
     CONF_CHANGE_PENDING = "another configuration change is pending"
     LEADER_NOT_READY = "the leader has not yet committed an entry of its term"
+    UNSAFE_REMOVAL = "the removal would leave committed entries with one durable copy"
     INVALID_CONF_CHANGE = "invalid configuration change"
     TOO_LARGE = "proposal too large"
     NOT_MEMBER = "no such member"
@@ -348,10 +349,16 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """The request was refused at once; ``leader_id`` is the known leader or NONE."""
+    """The request was refused at once; ``leader_id`` is the known leader or NONE.
+
+    ``detail`` says more in one line where the reason alone would not tell the
+    caller what to do (which entries, which members); it takes no part in
+    equality.
+    """
 
     reason: RejectReason
     leader_id: int = NONE
+    detail: str = field(default="", compare=False, repr=False)
 
 
 Outcome = Accepted | Rejected

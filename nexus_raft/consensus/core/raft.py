@@ -37,6 +37,7 @@ from nexus_raft.consensus.core.messages import (
     AppendRequest,
     AppendResponse,
     ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -251,6 +252,9 @@ class Raft(FollowerSide, Election, Replication):
         Refused (``LEADER_NOT_READY``) until an entry of this leader's term has
         committed, and (``CONF_CHANGE_PENDING``) while an earlier change is
         uncommitted: one change at a time, each from a known configuration.
+        With a witness in the configuration, a removal that would leave some
+        committed entry on fewer than two full voters is refused
+        (``UNSAFE_REMOVAL``, see ``removal_hazard``).
         """
         if not isinstance(cc, ConfChange):
             raise TypeError(f"cc must be a ConfChange, not {type(cc).__name__}")
@@ -268,6 +272,10 @@ class Raft(FollowerSide, Election, Replication):
             return Rejected(RejectReason.CONF_CHANGE_PENDING, self.id)
         if validate_conf_change(self.conf_state, cc) is not None:
             return Rejected(RejectReason.INVALID_CONF_CHANGE, self.id)
+        if cc.type is ConfChangeType.REMOVE and self.conf_state.witnesses:
+            hazard = self.removal_hazard(cc.node_id)
+            if hazard:
+                return Rejected(RejectReason.UNSAFE_REMOVAL, self.id, hazard)
         index = self.log.last_index() + 1
         self.append_entries([Entry(index, self.term, EntryType.CONF_CHANGE, cc.encode())])
         return Accepted(index, self.term)

@@ -5,20 +5,8 @@ Rules:
 - Commit (§5.3, §5.4.2): an index commits when a majority of voters (the
   leader counted only once its own copy is persisted) match it, and its entry
   is of the current term; earlier entries commit with it.
-- Payload rule: on top of the quorum, an entry commits only when two members
-  hold its payload durably: the leader (once its own copy is persisted),
-  full voters with ``match >= index`` and witnesses that acknowledged the
-  payload (``payload_match``) count. A witness leader holds few payloads and
-  counts a full voter only.
-- Witness traffic: while every other full voter is healthy a witness gets
-  metadata only; when one lags, the witness is re-sent the uncommitted
-  entries with payloads (and gets payloads from then on). Lagging: not in
-  REPLICATE, or silent for ``election_tick`` ticks, or behind without its
-  match moving for as long. A slow voter whose match keeps moving is healthy
-  (the commit follows it anyway); a silently stopped one stalls commits for
-  about one election timeout before the witness takes payloads. Every
-  AppendRequest/Heartbeat carries ``payload_floor = min(commit, min match
-  over full voters)``.
+- Payload rule, witness traffic, the payload floor and removals with a
+  witness: payloads.py (the leader's witness rules, a mixin of this class).
 - A witness leader accepts no proposals or reads; it replicates to the full
   voters up to its own end (``witness_end()``: in 2+1 its last payload
   index) and transfers leadership to the first one that reached it, at once.
@@ -46,9 +34,9 @@ from nexus_raft.consensus.core.messages import (
     SnapshotRequest,
     TimeoutNow,
 )
+from nexus_raft.consensus.core.payloads import LeaderPayloads
 from nexus_raft.consensus.core.progress import Progress, ProgressState
 from nexus_raft.consensus.core.quorum import committed_index, majority
-from nexus_raft.consensus.core.state import RaftState
 from nexus_raft.consensus.core.storage import LogCompacted
 
 __all__ = ["Replication"]
@@ -56,7 +44,7 @@ __all__ = ["Replication"]
 log = logging.getLogger("nexus_raft.consensus.core")
 
 
-class Replication(RaftState):
+class Replication(LeaderPayloads):
     """Leader behaviour (mixin of :class:`~nexus_raft.consensus.core.raft.Raft`)."""
 
     __slots__ = ()
@@ -212,105 +200,6 @@ class Replication(RaftState):
                 )
                 if told > pr.commit_sent:
                     pr.commit_sent = told
-
-    # --- witness payloads -----------------------------------------------------------------
-
-    def leader_payload_floor(self) -> int:
-        """Every full voter holds payloads up to here (and it is committed)."""
-        cs = self.conf_state
-        if not cs.witnesses:
-            return 0
-        floor = self.log.committed
-        for nid in cs.full_voters:
-            pr = self.prs.get(nid)
-            m = pr.match if pr is not None else 0
-            if m < floor:
-                floor = m
-        return floor
-
-    def full_voters_healthy(self) -> bool:
-        """Whether every other full voter is keeping up (so witnesses need no payloads).
-
-        See the module rules: a full window or a slow answer alone is not lagging.
-        """
-        return not self._lagging_full_voter()
-
-    def _lagging_full_voter(self) -> str:
-        """Why some other full voter lags ("" if none does; "no other" if none exists)."""
-        others = 0
-        limit = self.config.election_tick
-        for nid in self.conf_state.full_voters:
-            if nid == self.id:
-                continue
-            pr = self.prs.get(nid)
-            if pr is None:
-                return f"{nid} has no progress"
-            if pr.state is not ProgressState.REPLICATE:
-                return f"{nid} is in {pr.state.value}"
-            if pr.inactive_ticks >= limit:
-                return f"{nid} silent for {pr.inactive_ticks} ticks"
-            if pr.stall_ticks >= limit:
-                return f"{nid} stuck at {pr.match} for {pr.stall_ticks} ticks"
-            others += 1
-        return "" if others else "no other full voter"
-
-    def _update_payload_mode(self, pr: Progress) -> None:
-        why = self._lagging_full_voter()
-        want = bool(why)
-        if want == pr.payload_mode:
-            return
-        if want:
-            log.info("node %d: witness payloads on: %s", self.id, why)
-        else:
-            log.info("node %d: witness payloads off (full voters healthy)", self.id)
-        pr.payload_mode = want
-        if want:
-            # From now on the witness's match counts only entries whose payload it
-            # holds: forget the metadata-only part so it is re-sent with payloads.
-            held = max(pr.payload_match, self.log.committed)
-            if pr.match > held and pr.state is not ProgressState.SNAPSHOT:
-                pr.match = held
-                pr.become_probe()
-
-    def _payload_cap(self) -> int | None:
-        """Highest index whose payload two members hold durably (None: no second member).
-
-        The leader's own copy counts only once persisted, like every other
-        member's: the caller may send appends before its own fsync, and a
-        follower's copy plus the witness's metadata is one payload copy.
-        """
-        if self.is_witness:
-            return self._witness_leader_cap()
-        first = self.log.persisted_index()  # this leader's durable copy
-        second = -1
-        for nid, pr in self.prs.items():
-            if nid == self.id:
-                continue
-            if pr.kind is MemberKind.VOTER:
-                m = pr.match
-            elif pr.kind is MemberKind.WITNESS:
-                m = min(pr.payload_match, pr.match)
-            else:
-                continue
-            if m > first:
-                first, second = m, first
-            elif m > second:
-                second = m
-        return None if second < 0 else second
-
-    def _witness_leader_cap(self) -> int:
-        """A witness leader: two full voters must hold an entry, or one plus itself.
-
-        It holds payloads only up to ``witness_payload_index()``; beyond that an
-        entry needs the two best full-voter matches.
-        """
-        matches = sorted(
-            (self.prs[n].match for n in self.conf_state.full_voters if n in self.prs),
-            reverse=True,
-        )
-        first = matches[0] if matches else 0
-        second = matches[1] if len(matches) > 1 else 0
-        return max(second, min(first, self.witness_payload_index()))
 
     # --- commit ---------------------------------------------------------------------------
 

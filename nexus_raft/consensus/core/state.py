@@ -4,7 +4,8 @@
 role modules can be mixins with empty slots) and the helpers every role needs:
 sending, role resets, configuration tracking, read-request bookkeeping. The
 role logic lives in ``election.py`` (pre-vote, vote, candidate),
-``replication.py`` (leader), ``follower.py`` (followers, learners, witnesses)
+``replication.py`` (leader; its witness rules in ``payloads.py``),
+``follower.py`` (followers, learners, witnesses)
 and ``raft.py`` (public API, ``step`` dispatch, ``Ready``).
 
 Invariants (field comments say more):

@@ -28,6 +28,7 @@ from nexus_raft.errors import (
     Timeout,
     TooLarge,
     Unavailable,
+    UnsafeRemoval,
 )
 
 __all__ = ["ProposeAPI"]
@@ -107,6 +108,11 @@ class ProposeAPI:
             return Unavailable(
                 f"node {self.id} was just elected and has not yet committed an entry of its"
                 " term; configuration changes wait for that: retry shortly"
+            )
+        if out.reason is RejectReason.UNSAFE_REMOVAL:
+            return UnsafeRemoval(
+                f"refused: {out.detail}; a witness's payloads never count as the second copy:"
+                " bring the lagging full member up to date, or add a full member first"
             )
         if out.reason is RejectReason.TOO_LARGE:
             return TooLarge(f"proposal larger than {self.config.max_proposal_bytes} bytes")

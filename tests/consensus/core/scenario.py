@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nexus_raft.consensus.core import ConfChange, ConfChangeType, ConfState, Outcome
+from nexus_raft.consensus.core import ConfChange, ConfChangeType, ConfState, Outcome, Rejected
 from tests.consensus.core.harness import Network, fmt_entries, fmt_msg, fmt_ready
 
 _OPT = re.compile(r"^(\w+)=(.*)$")
@@ -89,7 +89,10 @@ def _ids(value: str) -> list[int]:
 
 
 def _fmt_outcome(o: Outcome) -> str:
-    return repr(o).replace("<RejectReason.", "").replace(": '", "('").replace("'>", "')")
+    s = repr(o).replace("<RejectReason.", "").replace(": '", "('").replace("'>", "')")
+    if isinstance(o, Rejected) and o.detail:
+        s += f" detail: {o.detail}"
+    return s
 
 
 class Interpreter:
