@@ -505,8 +505,13 @@ class SimDB(_Reader):
         return SimSnapshot(self._root or self, data, keys)
 
     def compact_range(self, start: bytes | None = None, stop: bytes | None = None) -> None:
-        """Nothing to compact in memory (plyvel compatibility)."""
+        """LevelDB writes the memtable to a synced table first: every write so far is durable."""
         self._alive()
+        f = self._file
+        for w in f.pending:
+            w.durable = True
+        f.flush_at = None
+        f.fold()
 
     def close(self) -> None:
         """Close the handle (the database stays on the disk); idempotent."""

@@ -18,7 +18,6 @@ from nexus_raft.storage._catalog import load_or_init, purge_tree
 from nexus_raft.storage._codec import check_bool, check_tree_name
 from nexus_raft.storage._layout import (
     DEFAULT_TREE,
-    FLUSH_KEY,
     ID_HWM_KEY,
     MAX_TREE_ID,
     NEXT_TREE_KEY,
@@ -39,6 +38,10 @@ log = logging.getLogger(__name__)
 # in ID_BLOCK costs an fsync. A crash or reopen skips the rest of the block.
 ID_BLOCK = 1000
 
+
+# The prefix of tree id 0xffffffff, which is never handed out: no key lives
+# there, so compacting it costs nothing beyond the memtable flush (see flush()).
+_NO_KEYS = b"\xff\xff\xff\xff"
 
 class Store:
     """An embedded key-value database: named trees of ordered keys on LevelDB.
@@ -271,13 +274,23 @@ class Store:
 
     # --- batches ----------------------------------------------------------------------
 
-    def apply_batch(self, batch: Batch) -> None:
-        """Apply ``batch`` atomically; operations without ``tree=`` go to the default tree."""
-        self._apply_batch(batch, self._default)
+    def apply_batch(self, batch: Batch, *, sync: bool | None = None) -> None:
+        """Apply ``batch`` atomically; operations without ``tree=`` go to the default tree.
 
-    def _apply_batch(self, batch: Batch, target: Tree) -> None:
+        ``sync`` overrides the store's mode for this one write: ``True`` makes
+        the batch durable (fsync'd) before this returns, also on a store
+        opened with ``sync=False``. (A later synced write is not enough to
+        make an unsynced one durable: when LevelDB rotates its log, it closes
+        the old log file without an fsync.)
+        """
+        if sync is not None:
+            check_bool(sync, "sync")
+        self._apply_batch(batch, self._default, sync)
+
+    def _apply_batch(self, batch: Batch, target: Tree, sync: bool | None = None) -> None:
         if not isinstance(batch, Batch):
             raise TypeError(f"batch must be a Batch, not {type(batch).__name__}")
+        synced = self._sync if sync is None else sync
         ops = batch._ops
         with self._lock:
             self._check_open()
@@ -289,10 +302,10 @@ class Store:
                     # The common case, inserts into one tree: plyvel's prefixed
                     # write batch adds the prefix in C and starmap loops in C,
                     # which is what keeps batch puts near raw plyvel speed.
-                    wb = target._pdb.write_batch(sync=self._sync)
+                    wb = target._pdb.write_batch(sync=synced)
                     deque(starmap(wb.put, ops), 0)
                 else:
-                    wb = self._db.write_batch(sync=self._sync)
+                    wb = self._db.write_batch(sync=synced)
                     put, delete = wb.put, wb.delete
                     for i, (key, value) in enumerate(ops):
                         full = (target if trees is None else trees[i])._prefix + key
@@ -339,15 +352,22 @@ class Store:
     # --- durability, ids, snapshots --------------------------------------------------
 
     def flush(self) -> None:
-        """Make everything written so far durable (one fsync'd marker write).
+        """Make everything written so far durable, also what was written with ``sync=False``.
 
-        LevelDB appends every write to one log in order, so syncing a later
-        write also syncs all the writes before it.
+        A synced write is not enough: it syncs LevelDB's current log file
+        only, and writes made before the last log rotation sit in a log file
+        that LevelDB closed without an fsync until their memtable reaches a
+        table in the background. A range compaction first writes the memtable
+        to a table and syncs it and the manifest, and waits for that;
+        compacting a key range no tree can hold (tree id 0xffffffff, never
+        handed out) does only that. Cost: writing one memtable (at most
+        LevelDB's 4 MiB write buffer) and a few fsyncs, so call it at
+        checkpoints (a restore, a log compaction), not per write.
         """
         with self._lock:
             self._check_open()
             try:
-                self._db.put(FLUSH_KEY, b"", sync=True)
+                self._db.compact_range(start=_NO_KEYS, stop=_NO_KEYS)
             except BACKEND_ERRORS as exc:
                 raise backend_error(exc, self._path) from exc
 

@@ -132,6 +132,12 @@ def test_process_crash_keeps_unsynced_writes() -> None:
     assert Store.open("s", backend=disk).tree("t").get(b"b") == b"2"
 
 
+def _synced_marker(s: Store) -> None:
+    marker = Batch()
+    marker.insert(b"marker", b"")
+    s.apply_batch(marker, sync=True)
+
+
 def test_sync_after_a_log_rotation_leaves_the_old_generation_unsynced() -> None:
     """LevelDB's gap: a synced write in a new log does not sync the rotated one."""
     disk = SimulatedDisk(flush_after=(1000, 1000))
@@ -140,11 +146,27 @@ def test_sync_after_a_log_rotation_leaves_the_old_generation_unsynced() -> None:
     s.flush()
     disk.write_buffer_bytes = 64
     t.set(b"big", b"x" * 100)  # unsynced, fills the memtable
-    s.flush()  # rotates first: the marker goes to the new log, synced
+    _synced_marker(s)  # rotates first: the marker goes to the new log, synced
     assert disk.rotations >= 1 and disk.unsynced() == 1
     disk.crash(power_loss=True)
     disk.reboot()
     assert Store.open("s", backend=disk).tree("t").get(b"big") is None
+
+
+def test_flush_makes_the_rotated_generation_durable_too() -> None:
+    """Store.flush() writes the memtable to a table (a range compaction): nothing stays unsynced."""
+    disk = SimulatedDisk(flush_after=(1000, 1000))
+    s = Store.open("s", backend=disk)
+    t = s.tree("t")
+    disk.write_buffer_bytes = 64
+    t.set(b"big", b"x" * 100)
+    _synced_marker(s)
+    assert disk.unsynced() == 1
+    s.flush()
+    assert disk.unsynced() == 0
+    disk.crash(power_loss=True)
+    disk.reboot()
+    assert Store.open("s", backend=disk).tree("t").get(b"big") == b"x" * 100
 
 
 def test_a_rotated_generation_is_durable_once_flushed() -> None:
@@ -217,6 +239,6 @@ def test_observer_sees_every_write() -> None:
     disk.observer = lambda path, ops, synced: seen.append((path, len(ops), synced))
     s = Store.open("s", backend=disk)
     s.tree("t").set(b"a", b"1")
-    s.flush()
+    _synced_marker(s)
     assert seen[-2][1] == 1 and not seen[-2][2]
     assert seen[-1][2]

@@ -281,6 +281,11 @@ class LogStore:
     # --- extra read-side state ------------------------------------------------------------
 
     @property
+    def store(self) -> Store:
+        """The store this log lives in (the state machine's trees may share it)."""
+        return self._store
+
+    @property
     def hard_state(self) -> HardState:
         """The persisted hard state."""
         with self._lock:
@@ -490,15 +495,16 @@ class LogStore:
 
 
 def _write_synced(store: Store, batch: Batch) -> None:
-    """Apply ``batch`` and make it durable with one fsync.
+    """Apply ``batch`` as ONE synced write: durable when this returns, whatever the store's mode.
 
-    On a store opened with ``sync=False`` the batch goes to LevelDB's log
-    unsynced and a tiny synced marker write follows; LevelDB's log is
-    append-only, so that one fsync covers the batch too.
+    Never "the batch unsynced, then a small synced marker": when the batch
+    fills LevelDB's memtable, the marker's write rotates LevelDB's log, and
+    LevelDB closes the old log file (holding the batch) without an fsync and
+    syncs only the new one. A power cut before the background flush then
+    loses the batch while the marker survives: acknowledged entries, a sent
+    vote, a term (tests/consensus/log/test_log_sync.py pins the syscalls).
     """
-    store.apply_batch(batch)
-    if not store.sync:
-        store.flush()
+    store.apply_batch(batch, sync=True)
 
 
 def _check_int(value: object, name: str) -> None:

@@ -456,6 +456,10 @@ class Driver:
             latest = self._latest
             await loop.run_in_executor(self.executor, log.save, latest, (), None)
             self._persisted = latest
+        # The state machine applies unsynced and shares the store: everything
+        # it wrote up to ``index`` must be durable before the log forgets the
+        # entries that could rebuild it (flush() survives LevelDB's log rotation).
+        await loop.run_in_executor(self.executor, log.store.flush)
         meta = await loop.run_in_executor(self.executor, log.create_snapshot, index)
         _log.info("node %d: compacted the log up to %d", self.id, meta.index)
         return meta.index
