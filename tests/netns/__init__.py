@@ -1,0 +1,1 @@
+"""Partition tests on real network namespaces (see test_partitions.py)."""
