@@ -118,10 +118,23 @@ def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> i
     """Run ``app`` like a console script; return the exit status.
 
     Usage errors and ``NexusRaftError`` become one line on stderr (no
-    traceback, no usage box) and a non-zero status.
+    traceback, no usage box) and a non-zero status. ``--version`` prints the
+    version; ``--json``, ``-w json|table`` and the root options may stand
+    anywhere (:mod:`nexus_raft.cli.args`).
     """
+    from nexus_raft.cli.args import UsageError, normalize, wants_version
+    from nexus_raft.consensus.node.observe import package_version
+
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    if wants_version(args):
+        print(f"{prog} {package_version()}")
+        return 0
+    try:
+        args = normalize(command, args)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = command.main(args=args, prog_name=prog, standalone_mode=False)
     except typer.Exit as exc:

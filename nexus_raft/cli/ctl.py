@@ -4,26 +4,25 @@
 
     nexusctl --endpoints 127.0.0.1:7001,127.0.0.1:7002 put users/alice hello
     nexusctl --endpoints 127.0.0.1:7001 get users/alice
-    nexusctl --endpoints 127.0.0.1:7001 --json status
+    nexusctl --endpoints 127.0.0.1:7001 status --json
+    nexusctl endpoint status -w table
 
-Any member will do: the client follows the leader. Output is for humans by
-default and JSON (one document, or one line per watch event) with ``--json``.
-Values are taken and printed as UTF-8 text; bytes that are not valid UTF-8
-print as a Python bytes literal (``--json``: base64 under ``value_b64``).
+Any member will do: the client follows the leader and learns the other
+members' addresses. Output is for humans by default and JSON (one document,
+or one line per watch event) with ``--json`` or ``-w json``, which like every
+global option may stand before or after the command. Keys and values print
+as UTF-8 text with ``\\xNN`` escapes for anything else; in JSON a value is
+always under ``"value"``, with ``"encoding": "utf-8"`` or ``"base64"``.
 Exit status: 0 success, 1 failure (including ``get`` of a missing key and a
 ``cas`` whose comparison failed), 2 bad arguments.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -34,13 +33,15 @@ from nexus_raft.cli.common import (
     run_app,
     setup_logging,
 )
+from nexus_raft.cli.ctl_base import Options, call, emit, opts
+from nexus_raft.cli.ctl_cluster import endpoint_app, members, status
+from nexus_raft.cli.output import json_bytes, safe_text
 from nexus_raft.cli.tlsflags import client_tls
+from nexus_raft.errors import Unavailable
 from nexus_raft.kv.client.client import Client
-from nexus_raft.transport.tls import TLSConfig
+from nexus_raft.kv.client.types import WatchEvent
 
 __all__ = ["app", "main"]
-
-_T = TypeVar("_T")
 
 app = typer.Typer(
     add_completion=False,
@@ -48,57 +49,13 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Talk to a nexus_raft cluster (any member; the leader is found automatically).",
 )
+app.add_typer(endpoint_app, name="endpoint")
+app.command()(status)
+app.command()(members)
 
-
-@dataclass
-class _Options:
-    endpoints: list[str]
-    json: bool
-    timeout: float
-    cluster_id: str | None
-    tls: TLSConfig | None = None
-
-
-def _opts(ctx: typer.Context) -> _Options:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, _Options)
-    return obj
-
-
-def _call(ctx: typer.Context, work: Callable[[Client], Awaitable[_T]]) -> _T:
-    """Run ``work`` with a connected client on a fresh event loop."""
-    o = _opts(ctx)
-
-    async def go() -> _T:
-        async with Client(
-            o.endpoints, timeout=o.timeout, cluster_id=o.cluster_id, tls=o.tls
-        ) as client:
-            return await work(client)
-
-    return asyncio.run(go())
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return repr(data)
-
-
-def _json_value(data: bytes | None) -> dict[str, Any]:
-    if data is None:
-        return {"value": None}
-    try:
-        return {"value": data.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"value_b64": base64.b64encode(data).decode("ascii")}
-
-
-def _emit(ctx: typer.Context, human: str, data: dict[str, Any] | list[Any]) -> None:
-    if _opts(ctx).json:
-        typer.echo(json.dumps(data, sort_keys=True))
-    elif human:
-        typer.echo(human)
+# Kept for the commands below (and their history): the shared helpers.
+_call = call
+_emit = emit
 
 
 @app.callback()
@@ -110,7 +67,9 @@ def _root(
             envvar="NEXUS_ENDPOINTS", help="Members to contact: HOST:PORT[,HOST:PORT...]."
         ),
     ],
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON (also: -w json). Anywhere on the line.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds before a command gives up.")] = 5.0,
     cluster_id: Annotated[
         str | None, typer.Option(help="Refuse members of another cluster.")
@@ -124,11 +83,15 @@ def _root(
         Path | None, typer.Option("--ca", help="PEM CA that signs the members' certificates.")
     ] = None,
 ) -> None:
-    """Global options (before the command). Any of --cert/--key/--ca means TLS."""
+    """Global options (before or after the command). Any of --cert/--key/--ca means TLS."""
     if timeout <= 0:
         raise typer.BadParameter("--timeout must be positive")
-    ctx.obj = _Options(
-        parse_endpoints(endpoints), json_output, timeout, cluster_id, client_tls(cert, key, ca)
+    ctx.obj = Options(
+        parse_endpoints(endpoints),
+        json_output,
+        timeout,
+        cluster_id,
+        {"tls": client_tls(cert, key, ca)},
     )
     setup_logging(log_level)
 
@@ -136,11 +99,27 @@ def _root(
 # --- key/value ------------------------------------------------------------------------
 
 
+def _read_value(value: str | None) -> bytes:
+    """VALUE from the command line, or all of standard input for ``-`` / no VALUE."""
+    if value is not None and value != "-":
+        return value.encode("utf-8", "surrogateescape")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise typer.BadParameter("give VALUE, or pipe the value into standard input")
+    return sys.stdin.buffer.read()
+
+
 @app.command()
-def put(ctx: typer.Context, key: str, value: str) -> None:
-    """Set KEY to VALUE."""
-    revision = _call(ctx, lambda c: c.put(key, value.encode("utf-8")))
-    _emit(ctx, f"OK revision {revision}", {"key": key, "revision": revision})
+def put(
+    ctx: typer.Context,
+    key: str,
+    value: Annotated[
+        str | None, typer.Argument(help="The value; omit it (or give -) to read standard input.")
+    ] = None,
+) -> None:
+    """Set KEY to VALUE (or to what standard input holds)."""
+    data = _read_value(value)
+    revision = call(ctx, lambda c: c.put(key, data))
+    emit(ctx, f"OK revision {revision}", {"key": key, "revision": revision})
 
 
 @app.command()
@@ -152,21 +131,21 @@ def get(
     ] = False,
 ) -> None:
     """Print the value of KEY (exit 1 if it does not exist)."""
-    value, revision = _call(ctx, lambda c: c.get_with_revision(key, serializable=serializable))
-    _emit(
+    value, revision = call(ctx, lambda c: c.get_with_revision(key, serializable=serializable))
+    emit(
         ctx,
-        _text(value) if value is not None else "",
-        {"key": key, "found": value is not None, "revision": revision, **_json_value(value)},
+        safe_text(value) if value is not None else "",
+        {"key": key, "found": value is not None, "revision": revision, **json_bytes(value)},
     )
     if value is None:
-        raise CliError(f"key {key!r} not found")
+        raise CliError(f"key '{key}' not found")
 
 
 @app.command()
 def delete(ctx: typer.Context, key: str) -> None:
     """Delete KEY."""
-    existed = _call(ctx, lambda c: c.delete(key))
-    _emit(ctx, "deleted" if existed else "not found", {"key": key, "deleted": existed})
+    existed = call(ctx, lambda c: c.delete(key))
+    emit(ctx, "deleted" if existed else "not found", {"key": key, "deleted": existed})
 
 
 @app.command()
@@ -182,17 +161,17 @@ def cas(
         bool, typer.Option("--delete", help="Delete KEY on success instead.")
     ] = False,
 ) -> None:
-    """Compare-and-swap KEY (exit 1 if the comparison fails)."""
+    """Compare-and-swap KEY (exit 1 at once if the comparison fails)."""
     if (expected is None) == (not absent):
         raise typer.BadParameter("give exactly one of --expected VALUE or --absent")
     if (new is None) == (not delete_key):
         raise typer.BadParameter("give exactly one of --new VALUE or --delete")
-    want = None if absent else (expected or "").encode("utf-8")
-    to = None if delete_key else (new or "").encode("utf-8")
-    swapped = _call(ctx, lambda c: c.cas(key, want, to))
-    _emit(ctx, "swapped" if swapped else "comparison failed", {"key": key, "swapped": swapped})
+    want = None if absent else (expected or "").encode("utf-8", "surrogateescape")
+    to = None if delete_key else (new or "").encode("utf-8", "surrogateescape")
+    swapped = call(ctx, lambda c: c.cas(key, want, to))
+    emit(ctx, "swapped" if swapped else "comparison failed", {"key": key, "swapped": swapped})
     if not swapped:
-        raise CliError(f"compare-and-swap on {key!r} failed: the current value differs")
+        raise CliError(f"compare-and-swap on '{key}' failed: the current value differs")
 
 
 @app.command("list")
@@ -202,8 +181,8 @@ def list_(
     limit: Annotated[int, typer.Option(min=0, help="At most this many keys (0: all).")] = 0,
 ) -> None:
     """List keys under PREFIX."""
-    keys = _call(ctx, lambda c: c.list_keys(prefix, limit=limit))
-    _emit(ctx, "\n".join(_text(k) for k in keys), [_text(k) for k in keys])
+    keys = call(ctx, lambda c: c.list_keys(prefix, limit=limit))
+    emit(ctx, "\n".join(safe_text(k) for k in keys), [json_bytes(k, "key") for k in keys])
 
 
 @app.command()
@@ -211,8 +190,25 @@ def prefixes(
     ctx: typer.Context, prefix: Annotated[str, typer.Argument(help="Key prefix.")] = ""
 ) -> None:
     """List the distinct next path segments under PREFIX."""
-    found = _call(ctx, lambda c: c.get_prefixes(prefix))
-    _emit(ctx, "\n".join(_text(p) for p in found), [_text(p) for p in found])
+    found = call(ctx, lambda c: c.get_prefixes(prefix))
+    emit(ctx, "\n".join(safe_text(p) for p in found), [safe_text(p) for p in found])
+
+
+def _event_line(event: WatchEvent, as_json: bool) -> str:
+    revision, key, value = event.revision, event.key, event.value
+    if as_json:
+        return json.dumps(
+            {
+                "revision": revision,
+                **json_bytes(key, "key"),
+                "deleted": value is None,
+                **json_bytes(value),
+            },
+            sort_keys=True,
+        )
+    if value is None:
+        return f"{revision} DELETE {safe_text(key)}"
+    return f"{revision} PUT {safe_text(key)} {safe_text(value)}"
 
 
 @app.command()
@@ -224,81 +220,34 @@ def watch(
     ] = 0,
     count: Annotated[int, typer.Option(min=0, help="Stop after N events (0: never).")] = 0,
 ) -> None:
-    """Print changes under PREFIX as they happen (Ctrl-C to stop)."""
-    as_json = _opts(ctx).json
+    """Print changes under PREFIX as they happen, until interrupted (Ctrl-C).
+
+    When no member can serve the watch the command says so on stderr and
+    keeps retrying; it resumes after the last revision it printed.
+    """
+    as_json = opts(ctx).json
 
     async def follow(client: Client) -> None:
         seen = 0
         async with client.watch(prefix, start_revision=from_revision) as stream:
-            async for event in stream:
-                if as_json:
-                    line = json.dumps(
-                        {
-                            "revision": event.revision,
-                            "key": _text(event.key),
-                            "deleted": event.deleted,
-                            **_json_value(event.value),
-                        },
-                        sort_keys=True,
-                    )
-                elif event.value is None:
-                    line = f"{event.revision} DELETE {_text(event.key)}"
-                else:
-                    line = f"{event.revision} PUT {_text(event.key)} {_text(event.value)}"
-                typer.echo(line)
+            while True:
+                try:
+                    event = await stream.__anext__()
+                except StopAsyncIteration:
+                    return
+                except Unavailable as exc:
+                    print(f"nexusctl: watch: {exc}; still retrying", file=sys.stderr, flush=True)
+                    continue
+                typer.echo(_event_line(event, as_json))
                 sys.stdout.flush()
                 seen += 1
                 if count and seen >= count:
                     return
 
-    _call(ctx, follow)
+    call(ctx, follow)
 
 
 # --- cluster ----------------------------------------------------------------------------
-
-
-def _members_table(members: list[Any]) -> str:
-    rows = [("ID", "ADDRESS", "KIND", "ROLE", "MATCH", "PAYLOAD_FLOOR")]
-    rows += [
-        (str(m.id), m.address, m.kind, m.role or "-", str(m.match), str(m.payload_floor))
-        for m in members
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
-@app.command()
-def status(
-    ctx: typer.Context,
-    endpoint: Annotated[
-        str | None, typer.Option(help="Ask this member instead of the leader.")
-    ] = None,
-) -> None:
-    """Show the leader's (or one member's) view: role, term, indexes, members."""
-    info = _call(ctx, lambda c: c.status(endpoint=endpoint))
-    leader = f"{info.leader_id} ({info.leader_address})" if info.leader_id else "unknown"
-    human = "\n".join(
-        [
-            f"member     {info.id} at {info.endpoint} ({info.role})",
-            f"cluster    {info.cluster_id}",
-            f"leader     {leader}",
-            f"term       {info.term}",
-            f"commit     {info.commit}  applied {info.applied}  last {info.last_index}",
-            f"revision   {info.revision}",
-            "",
-            _members_table(list(info.members)),
-        ]
-    )
-    _emit(ctx, human, info.to_dict())
-
-
-@app.command()
-def members(ctx: typer.Context) -> None:
-    """List the members with their kinds and roles."""
-    found = _call(ctx, lambda c: c.members())
-    _emit(ctx, _members_table(found), [m.to_dict() for m in found])
 
 
 @app.command("add-member")

@@ -30,6 +30,7 @@ from nexus_raft.consensus.node.health import HealthMonitor
 from nexus_raft.consensus.node.metrics_export import NodeCollector, Observed
 from nexus_raft.consensus.node.metrics_http import MetricsServer
 from nexus_raft.consensus.node.status import NodeStatus, build_status
+from nexus_raft.transport.errors import ClusterMismatch
 
 __all__ = ["Observability", "data_size", "package_version"]
 
@@ -117,6 +118,26 @@ class Observability:
             errors=errors,
             payload_modes={nid: pr.payload_mode for nid, pr in st.progress.items()},
         )
+
+    def unreachable(
+        self, node_id: int, address: str | None, leading: bool, down_after: float
+    ) -> None:
+        """The transport could not reach ``node_id``: count it, warn if it stays silent."""
+        metrics = self._node.metrics
+        stats = metrics.peer(node_id)
+        stats.send_failures += 1
+        if leading:
+            # Silent since its last answer, or since this node leads: a peer
+            # still starting up gets ``down_after`` seconds of grace.
+            silent = time.monotonic() - max(stats.last_contact, metrics.leader_since)
+            if silent > down_after:
+                never = not stats.last_contact
+                self._alerts.peer_unreachable(node_id, address, None if never else silent)
+
+    def peer_error(self, node_id: int, address: str | None, exc: Exception) -> None:
+        """A call to ``node_id`` failed with ``exc`` (warns about a peer of another cluster)."""
+        if isinstance(exc, ClusterMismatch):
+            self._alerts.peer_other_cluster(node_id, address, str(exc))
 
     @property
     def metrics_port(self) -> int | None:

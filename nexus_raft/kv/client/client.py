@@ -257,14 +257,19 @@ class Client:
         return value
 
     async def get_with_revision(
-        self, key: bytes | str, *, serializable: bool = False, timeout: float | None = None
+        self,
+        key: bytes | str,
+        *,
+        serializable: bool = False,
+        timeout: float | None = None,
+        endpoint: str | None = None,
     ) -> tuple[bytes | None, int]:
-        """``(value or None, revision)`` of ``key``."""
+        """``(value or None, revision)`` of ``key``; ``endpoint``: read through that member."""
         k = as_key(key)
         deadline = self._deadline(timeout)
-        if serializable:
-            req = kv_pb2.GetRequest(cluster_id=self._cluster_id, key=k, serializable=True)
-            resp, _ = await self._router.call("Get", req, deadline=deadline)
+        if serializable or endpoint is not None:
+            req = kv_pb2.GetRequest(cluster_id=self._cluster_id, key=k, serializable=serializable)
+            resp, _ = await self._router.call("Get", req, deadline=deadline, endpoint=endpoint)
         else:
             op = kv_pb2.BatchOp(get=kv_pb2.GetRequest(key=k))
             resp = (await self._batcher.submit(op, deadline)).get

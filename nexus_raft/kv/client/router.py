@@ -369,11 +369,11 @@ class Router:
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise TooLarge(f"{target}: request too large: {err.details()}") from None
                 if code not in _RETRY_GRPC:
-                    raise Unavailable(f"{target}: {code.name}: {err.details()}") from None
+                    raise Unavailable(f"{target}: {_grpc_failure(err)}") from None
                 last = (
                     Timeout(f"{target} did not answer within {attempt:.2f}s")
                     if code == grpc.StatusCode.DEADLINE_EXCEEDED
-                    else Unavailable(f"{target} is unreachable ({code.name}: {err.details()})")
+                    else Unavailable(f"{target} is unreachable ({_grpc_failure(err)})")
                 )
                 _log.debug("%s to %s failed: %s", method, target, last)
                 unreachable.add(target)
@@ -420,11 +420,32 @@ async def _sleep_within(delay: float, deadline: float, loop: asyncio.AbstractEve
     await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
 
 
+# What a user calls each RPC in a message (never the RPC's own name).
+_WHAT = {"Get": "the read", "Batch": "the request", "Status": "the status request",
+         "Members": "the members request", "ListKeys": "the listing", "Prefixes": "the listing",
+         "Put": "the write", "Delete": "the delete", "Cas": "the compare-and-swap",
+         "AddMember": "adding the member", "RemoveMember": "removing the member",
+         "TransferLeader": "the leadership transfer", "Snapshot": "the snapshot"}
+
+
+def _grpc_failure(err: grpc.aio.AioRpcError) -> str:
+    """A short, human account of a failed gRPC call (no gRPC internals)."""
+    details = str(err.details() or "")
+    for needle, text in (("Connection refused", "connection refused"),
+                         ("Deadline Exceeded", "no answer in time"),
+                         ("Socket closed", "connection closed"),
+                         ("failed to connect", "cannot connect")):
+        if needle.lower() in details.lower():
+            return text
+    return str(err.code().name).lower().replace("_", " ")
+
+
 def _give_up(method: str, last: NexusRaftError | None) -> NexusRaftError:
     """The exception raised when the deadline passed, naming the last failure."""
+    what = _WHAT.get(method, "the request")
     if last is None:
-        return Timeout(f"{method}: deadline passed before any member was tried")
-    reason = f"{method} gave up at its deadline; last failure: {last}"
+        return Timeout(f"{what}: deadline passed before any member was tried")
+    reason = f"{what} gave up at its deadline; last failure: {last}"
     if isinstance(last, NotLeader):
         return NotLeader(
             f"{reason} (no leader was reachable)",

@@ -94,8 +94,9 @@ class WatchStream:
             if self._closed:
                 raise StopAsyncIteration
             if loop.time() >= give_up_at:
+                prefix = self._prefix.decode("utf-8", "backslashreplace")
                 raise Unavailable(
-                    f"watch on {self._prefix!r}: no member served it for {self._timeout:.1f}s"
+                    f"watch on '{prefix}': no member served it for {self._timeout:.1f}s"
                     + (f"; last failure: {last}" if last else "")
                 )
             if self._call is None:

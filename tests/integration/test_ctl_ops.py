@@ -1,0 +1,177 @@
+"""``nexusctl`` as an operator uses it, against real ``nexus-node`` processes.
+
+Endpoint status and health with a member down, members with health columns,
+status with and without a quorum, ``--json``/``-w`` anywhere, ``--version``,
+values from stdin and binary values, deterministic errors answered at once,
+and a taken port refused before the data directory is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .harness import REPO_ROOT, ProcessCluster, free_ports, wait_until
+
+pytestmark = pytest.mark.process
+
+
+def run(module: str, *args: str, stdin: bytes | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("NEXUS_ENDPOINTS", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+
+
+def ctl(cluster: ProcessCluster, *args: str, stdin: bytes | None = None,
+        endpoints: str | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    eps = endpoints or ",".join(cluster.endpoints())
+    return run("nexus_raft.cli.ctl", "--endpoints", eps, *args, stdin=stdin)
+
+
+def ok_json(result: subprocess.CompletedProcess[bytes]) -> object:
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def test_endpoint_status_and_health_with_one_member_down(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3)
+    leader = cluster.wait_for_leader()
+    cluster.client().put("k", b"v")
+    down = next(i for i in cluster.members if i != leader)
+    cluster.members[down].kill()
+    down_address = cluster.members[down].address
+    # One live endpoint is enough: the others are learned from the membership.
+    alive = cluster.members[leader].address
+    rows = ok_json(ctl(cluster, "endpoint", "status", "--json", endpoints=alive))
+    assert isinstance(rows, list)
+    by_id = {r["id"]: r for r in rows}
+    assert set(by_id) == {1, 2, 3}
+    assert by_id[down]["state"] == "down" and by_id[down]["errors"][0]
+    assert by_id[leader]["is_leader"] is True
+    for i, r in by_id.items():
+        if i == down:
+            continue
+        assert r["state"] == "up" and r["kind"] == "voter" and r["version"]
+        assert r["term"] >= 1 and r["applied"] >= 1 and r["db_size"] > 0
+        assert r["errors"] == []
+        assert r["lag"] is not None and r["last_contact"] is not None
+    table = ctl(cluster, "endpoint", "status", endpoints=alive)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.decode().splitlines()
+    assert lines[0].split()[:3] == ["ENDPOINT", "ID", "STATE"]
+    assert any(down_address in line and " down " in line for line in lines)
+
+    health = ctl(cluster, "-w", "json", "endpoint", "health", endpoints=alive)
+    assert health.returncode == 1  # one member is unhealthy
+    rows = json.loads(health.stdout)
+    by_id = {r["id"]: r for r in rows}
+    assert by_id[down]["health"] is False and by_id[down]["error"]
+    for i in by_id:
+        if i != down:
+            assert by_id[i]["health"] is True and 0 < by_id[i]["took_seconds"] < 2
+    assert "unhealthy" in health.stderr.decode() and down_address in health.stderr.decode()
+
+    members = ok_json(ctl(cluster, "members", "--json"))
+    assert isinstance(members, list)
+    health_of = {m["id"]: m["health"] for m in members}
+    wait_until(
+        "the leader to see the member as down",
+        lambda: {m["id"]: m["health"] for m in ok_json(ctl(cluster, "members", "--json"))}[down]
+        == "down",  # type: ignore[index]
+        15,
+    )
+    assert health_of[leader] == "up"
+    text = ctl(cluster, "members").stdout.decode()
+    assert "HEALTH" in text and "LAST CONTACT" in text and "LAG" in text
+
+    status = ctl(cluster, "status")
+    assert status.returncode == 0 and "quorum     ok (2 of 3 voters up)" in status.stdout.decode()
+    # Lose the quorum: status says so.
+    other = next(i for i in cluster.members if i not in (leader, down))
+    cluster.members[other].kill()
+    wait_until(
+        "status to report no quorum",
+        lambda: "NO QUORUM" in ctl(cluster, "status").stdout.decode(),
+        30,
+    )
+
+
+def test_json_anywhere_version_stdin_and_binary_values(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3)
+    put = ok_json(ctl(cluster, "put", "bin/key", "--json", stdin=b"\x00\xff raw\n"))
+    assert isinstance(put, dict) and put["revision"] > 0
+    got = ok_json(ctl(cluster, "get", "bin/key", "-w", "json"))
+    assert isinstance(got, dict)
+    assert got["encoding"] == "base64" and got["value"] == "AP8gcmF3Cg=="
+    text = ok_json(ctl(cluster, "-w=json", "put", "txt", "hello"))
+    assert isinstance(text, dict)
+    same = ok_json(ctl(cluster, "get", "txt", "--json"))
+    assert same == {**same, "value": "hello", "encoding": "utf-8"}  # type: ignore[dict-item]
+    human = ctl(cluster, "get", "bin/key")
+    assert human.stdout == b"\\x00\\xff raw\\x0a\n"
+    assert ctl(cluster, "-w", "table", "get", "txt").stdout == b"hello\n"
+    bad = ctl(cluster, "-w", "yaml", "get", "txt")
+    assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1
+    for module, prog in (("nexus_raft.cli.ctl", "nexusctl"), ("nexus_raft.cli.node", "nexus-node"),
+                         ("nexus_raft.cli.witness", "nexus-witness"),
+                         ("nexus_raft.cli.store", "nexus-store")):  # fmt: skip
+        version = run(module, "--version")
+        assert version.returncode == 0 and version.stdout.decode().startswith(f"{prog} ")
+
+
+def test_deterministic_errors_are_answered_at_once(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3)
+    cluster.client().put("k", b"v")
+    eps = ",".join(cluster.endpoints())
+    for args, needle in (
+        (("remove-member", "9"), "not a member"),
+        (("add-member", "1=127.0.0.1:1"), "already a voter"),
+        (("transfer-leader", "9"), "no such member"),
+        (("cas", "k", "--expected", "other", "--new", "x"), "current value differs"),
+    ):
+        started = time.monotonic()
+        result = run("nexus_raft.cli.ctl", "--endpoints", eps, "--timeout", "20", *args)
+        took = time.monotonic() - started
+        err = result.stderr.decode()
+        assert result.returncode == 1, err
+        assert needle in err and err.count("\n") == 1, err
+        assert "Batch" not in err and "b'" not in err, err
+        assert took < 10, f"{args} took {took:.1f}s: retried to the deadline?"
+
+
+def test_port_in_use_fails_before_the_data_directory_is_written(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        data = tmp_path / "data"
+        result = run(
+            "nexus_raft.cli.node", "--id", "1", "--listen", f"127.0.0.1:{port}",
+            "--peers", f"1=127.0.0.1:{port}", "--data-dir", str(data),
+        )  # fmt: skip
+    err = result.stderr.decode()
+    assert result.returncode == 1
+    assert err.count("\n") == 1 and "address already in use" in err, err
+    assert not data.exists()
