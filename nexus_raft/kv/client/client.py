@@ -37,6 +37,7 @@ from typing import Any
 from nexus_raft.errors import ClusterMismatch, InvalidArgument, NexusRaftError
 from nexus_raft.kv.client.batcher import Batcher
 from nexus_raft.kv.client.router import Router
+from nexus_raft.kv.client.status import leader_status
 from nexus_raft.kv.client.types import MemberInfo, NodeInfo, WatchEvent
 from nexus_raft.kv.client.watch import WatchStream
 from nexus_raft.kv.limits import as_key, as_value
@@ -333,21 +334,21 @@ class Client:
     async def status(
         self, *, endpoint: str | None = None, timeout: float | None = None
     ) -> NodeInfo:
-        """A member's status: ``endpoint``'s, or the leader's (falling back to whoever answers)."""
+        """A member's status: ``endpoint``'s own view, or the cluster's.
+
+        Without ``endpoint``: the view of the member that is confirmed to
+        lead right now, found by asking every known member at once (see
+        :mod:`~nexus_raft.kv.client.status`); a dead or silent member is
+        skipped after one attempt, and a leader that did not confirm it
+        leads is never reported (``leader_id`` None then).
+        """
         deadline = self._deadline(timeout)
+        if endpoint is None:
+            return await leader_status(
+                self._router, self._cluster_id, deadline, self._router.attempt_timeout
+            )
         req = kv_pb2.StatusRequest(cluster_id=self._cluster_id)
         resp, target = await self._router.call("Status", req, deadline=deadline, endpoint=endpoint)
-        info = NodeInfo.from_pb(target, resp)
-        if endpoint is not None or info.is_leader or info.leader_address is None:
-            return info
-        # Ask the leader for its view (it alone knows the match indexes).
-        self._router.note_leader(info.leader_address)
-        try:
-            resp, target = await self._router.call(
-                "Status", req, deadline=deadline, endpoint=info.leader_address
-            )
-        except NexusRaftError:
-            return info
         return NodeInfo.from_pb(target, resp)
 
     async def members(self, *, timeout: float | None = None) -> list[MemberInfo]:

@@ -188,6 +188,11 @@ class Router:
         return self._rng
 
     @property
+    def attempt_timeout(self) -> float:
+        """Deadline of one RPC attempt to one member."""
+        return self._attempt_timeout
+
+    @property
     def route(self) -> str | None:
         """Where the next request goes first (the leader or a forwarding member), if known."""
         return self._route

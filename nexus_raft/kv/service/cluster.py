@@ -4,26 +4,52 @@ from __future__ import annotations
 
 from typing import Any
 
-from nexus_raft.errors import NotLeader
+from nexus_raft.errors import NexusRaftError, NotLeader
 from nexus_raft.kv.limits import check_address, check_member_id, check_role
-from nexus_raft.kv.service.base import ServiceBase
+from nexus_raft.kv.service.base import ServiceBase, log_failure
 from nexus_raft.kv.service.status import member_to_pb, status_to_pb
 from nexus_raft.kv.wire import kv_pb2
 
-__all__ = ["ClusterRPCs"]
+__all__ = ["CONFIRM_SECONDS", "ClusterRPCs"]
+
+CONFIRM_SECONDS = 1.0
+"""Longest a Status(confirm_leader) waits for the named leader to confirm it leads."""
 
 
 class ClusterRPCs(ServiceBase):
     """Status/Members/AddMember/RemoveMember/TransferLeader/Snapshot handlers."""
 
     async def Status(self, request: Any, context: Any) -> Any:
-        """This member's view: role, term, leader, indexes, members."""
+        """This member's view: role, term, leader, indexes, members.
+
+        With ``confirm_leader`` the leader this member names must prove it
+        still leads a quorum first (a ReadIndex round through it, at most
+        ``CONFIRM_SECONDS``); if it cannot, the answer names no leader, so a
+        dead or deposed leader is never reported as the leader.
+        """
+        budget = self._budget(context)
 
         async def work() -> Any:
             self._check_cluster(request.cluster_id)
+            confirmed = False
+            if request.confirm_leader and self._node.leader_id:
+                try:
+                    await self._node.read_index(timeout=min(budget, CONFIRM_SECONDS))
+                    confirmed = True
+                except NexusRaftError:
+                    pass  # no leader answered: it is not confirmed
+                except Exception as exc:
+                    log_failure(exc)
             sm = self._node.state_machine
             revision = sm.revision() if sm is not None else 0
-            return status_to_pb(self._node.status(), self._cluster_id, revision)
+            resp = status_to_pb(self._node.status(), self._cluster_id, revision)
+            if request.confirm_leader:
+                if confirmed and resp.leader_id:
+                    resp.leader_confirmed = True
+                else:
+                    resp.leader_id = 0
+                    resp.leader_address = ""
+            return resp
 
         return await self._answer(kv_pb2.StatusResponse, work, lambda r: r)
 
