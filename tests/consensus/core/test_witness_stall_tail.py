@@ -23,9 +23,12 @@ def stalled_cluster() -> tuple[Network, list[Entry]]:
     """
     net = Network()
     cs = ConfState(frozenset({1, 2, 3}), witnesses=frozenset({3}))
-    for nid in (1, 2, 3):
+    for nid in (1, 2):
         # One entry per append and one append in flight: 2 catches up step by step.
         net.add_node(nid, cs, election_tick=10, max_inflight_msgs=1, max_entries_per_msg=1)
+    # The witness batches as usual: leading, it would send its metadata-only
+    # tail in the same append as the payloads 2 needs.
+    net.add_node(3, cs, election_tick=10)
     net.elect(1)
     leader = net.raft(1)
     # 2 is away: after an election timeout the witness takes payloads.
