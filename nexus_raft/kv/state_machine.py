@@ -513,7 +513,10 @@ class KVStateMachine:
 
         Streaming: records are written in ~4 MiB batches as they arrive. A
         ``restoring`` marker makes a crash mid-way safe: the next ``open()``
-        wipes the partial state and reports applied index 0.
+        wipes the partial state and reports applied index 0. A restore that
+        raises leaves the state unreadable (reads and applies raise
+        Unavailable) until a restore succeeds: an emptied store must never
+        answer reads as if it were the state.
         """
         if not isinstance(index, int) or isinstance(index, bool):
             raise TypeError(f"index must be an int, not {type(index).__name__}")
@@ -533,18 +536,17 @@ class KVStateMachine:
                 self._meta.delete(_RESTORING)
                 store.flush()
             except BaseException:
-                # Never leave a half-loaded state readable: fall back to empty
-                # (applied 0), which tells the node it needs a snapshot again.
+                # Never leave a half-loaded or emptied state readable: free the
+                # space, keep the marker (the next open() wipes and reports
+                # applied 0) and stay unreadable until a restore succeeds.
                 logger.exception("KV snapshot restore at index %d failed", index)
                 try:
                     self._wipe()
-                    self._meta.delete(_RESTORING)
                 except Exception:
                     logger.exception("could not clean up after a failed restore")
                 raise
-            finally:
-                self._restoring = False
-                self._load()
+            self._restoring = False
+            self._load()
             self._hub.mark_all_behind()
             logger.info("restored KV snapshot at index %d (revision %d)", index, self._revision)
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from pathlib import Path
 
 from nexus_raft.consensus.core.membership import apply_conf_change
 from nexus_raft.consensus.core.messages import (
@@ -33,7 +34,7 @@ from nexus_raft.consensus.core.messages import (
     SnapshotMeta,
 )
 from nexus_raft.consensus.node.metrics import Histogram
-from nexus_raft.consensus.node.snapshot import StagedSnapshot, iter_file
+from nexus_raft.consensus.node.snapshot import iter_file
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
 from nexus_raft.errors import NexusRaftError, ProposalDropped, Unavailable
 
@@ -165,7 +166,7 @@ class _Apply:
 @dataclass
 class _Restore:
     meta: SnapshotMeta
-    staged: StagedSnapshot | None
+    path: Path | None
     done: asyncio.Future[None]
 
 
@@ -259,10 +260,13 @@ class Applier:
         """
         self._queue.put_nowait(_Mark(index))
 
-    async def restore(self, meta: SnapshotMeta, staged: StagedSnapshot | None) -> None:
-        """Replace the state with a received snapshot once earlier work is done."""
+    async def restore(self, meta: SnapshotMeta, path: Path | None) -> None:
+        """Replace the state with a snapshot's data in ``path`` once earlier work is done.
+
+        The file stays: the caller removes it once the restored state is durable.
+        """
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Restore(meta, staged, fut))
+        self._queue.put_nowait(_Restore(meta, path, fut))
         await fut
 
     async def take_snapshot(self) -> tuple[SnapshotSource, SnapshotMeta]:
@@ -374,23 +378,17 @@ class Applier:
 
     async def _restore(self, item: _Restore) -> None:
         meta = item.meta
-        try:
-            if self._sm is not None:
-                staged = item.staged
-                if staged is None or staged.path is None:
-                    raise NexusRaftError(f"no staged data for snapshot {meta.index}")
-                path = staged.path
-                await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._sm.restore, meta.index, iter_file(path)
-                )
-            self.applied = meta.index
-            self.applied_term = meta.term
-            self.conf = meta.conf_state
-            why = f"outcome unknown: the log up to {meta.index} was replaced by a snapshot"
-            self._proposals.drop_upto(meta.index, why)
-        finally:
-            if item.staged is not None:
-                item.staged.discard()
+        if self._sm is not None:
+            if item.path is None:
+                raise NexusRaftError(f"no data for snapshot {meta.index}")
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._sm.restore, meta.index, iter_file(item.path)
+            )
+        self.applied = meta.index
+        self.applied_term = meta.term
+        self.conf = meta.conf_state
+        why = f"outcome unknown: the log up to {meta.index} was replaced by a snapshot"
+        self._proposals.drop_upto(meta.index, why)
         if not item.done.done():
             item.done.set_result(None)
         self._release()

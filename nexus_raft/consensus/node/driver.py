@@ -8,8 +8,13 @@ keeps filling, so the proposals, appends and votes that arrive meanwhile all
 land in the next Ready: group commit with one fsync per Ready.
 
 Per Ready, in this order (the persist-before-send rule):
-1. a snapshot to install is restored into the state machine;
-2. snapshot, entries and hard state are saved in ONE fsync'd batch;
+1. a snapshot to install has its data made durable (``install-<index>.snap``);
+2. snapshot, entries and hard state are saved in ONE fsync'd batch; then the
+   snapshot is restored into the state machine, and its data removed once
+   the restored state is durable. A crash anywhere in 1-2 leaves the old log
+   and the old state (before the save), or the new log and its data on disk,
+   from which the next start finishes the restore (``boot.finish_install``):
+   the state machine never serves from behind the log's snapshot;
 3. messages are sent (responses complete the requests that asked for them);
    a leader's AppendRequests and Heartbeats are the one exception: they depend
    on nothing the Ready persists, so (``parallel_append``, the default) they
@@ -34,6 +39,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 from nexus_raft.consensus.core.messages import (
@@ -53,6 +59,7 @@ from nexus_raft.consensus.core.messages import (
     ReadState,
     Ready,
     Role,
+    SnapshotMeta,
     SnapshotRequest,
     SoftState,
     TimeoutNow,
@@ -72,7 +79,11 @@ from nexus_raft.consensus.node.send import (
     send_timeout_now,
     send_vote,
 )
-from nexus_raft.consensus.node.snapshot import StagedSnapshot
+from nexus_raft.consensus.node.snapshot import (
+    StagedSnapshot,
+    install_path,
+    keep_for_install,
+)
 from nexus_raft.errors import NexusRaftError, NotLeader, Unavailable
 
 __all__ = ["Driver", "RequestRefused"]  # RequestRefused: from .answers
@@ -115,8 +126,12 @@ class Driver:
         parallel_append: bool = True,
         metrics: NodeMetrics | None = None,
         alerts: Alerts | None = None,
+        install_dir: Path | None = None,
     ) -> None:
         self.id = node_id
+        # Where a full member keeps a snapshot's data while installing it
+        # (None: a witness, which installs metadata only).
+        self.install_dir = install_dir
         self.raft = raft
         self.log = log
         self.applier = applier
@@ -311,12 +326,13 @@ class Driver:
             self._soft_state(rd.soft_state)
         loop = asyncio.get_running_loop()
         snap = rd.snapshot
+        kept: Path | None = None
         if snap is not None:
             staged = self.staged.pop(snap.index, None)
-            await self.applier.restore(snap, staged)
             if staged is not None and staged.addresses:
                 self._on_addresses(staged.addresses)
-            _log.info("node %d: installed snapshot at %d (term %d)", self.id, snap.index, snap.term)
+            if self.install_dir is not None:
+                kept = await self._keep_for_install(snap, staged)
         hs = rd.hard_state
         if hs is not None:
             self._latest = hs
@@ -362,6 +378,12 @@ class Driver:
             self._saved(time.perf_counter() - started, len(rd.entries))
             self._persisted = self._latest
             self.saves += 1
+        if snap is not None:
+            # The log now records the snapshot; the state machine follows.
+            await self.applier.restore(snap, kept)
+            if kept is not None:
+                await loop.run_in_executor(self.executor, self._drop_kept, kept)
+            _log.info("node %d: installed snapshot at %d (term %d)", self.id, snap.index, snap.term)
         if rd.payload_floor is not None:
             await loop.run_in_executor(self.executor, self.log.drop_payloads, rd.payload_floor)
         if rd.entries:
@@ -395,6 +417,23 @@ class Driver:
         if seconds > self.alerts.slow_fsync_seconds:
             metrics.slow_fsyncs += 1
             self.alerts.slow_fsync(seconds, entries)
+
+    async def _keep_for_install(self, snap: SnapshotMeta, staged: StagedSnapshot | None) -> Path:
+        """Make the snapshot's staged data durable under its install name; returns that path."""
+        assert self.install_dir is not None
+        path = staged.take() if staged is not None else None
+        if path is None:
+            raise NexusRaftError(f"no staged data for snapshot {snap.index}")
+        kept = install_path(self.install_dir, snap.index)
+        await asyncio.get_running_loop().run_in_executor(
+            self.executor, keep_for_install, path, kept
+        )
+        return kept
+
+    def _drop_kept(self, kept: Path) -> None:
+        """The restored state is in the store: make it durable, then drop the kept data."""
+        self.log.store.flush()
+        kept.unlink(missing_ok=True)
 
     def _soft_state(self, ss: SoftState) -> None:
         old_role, old_leader = self.role, self.leader_id

@@ -19,6 +19,7 @@ and the address book (tree ``node.peers``).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import random
@@ -46,6 +47,7 @@ from nexus_raft.consensus.node.apply import Applier, Proposals
 from nexus_raft.consensus.node.boot import (
     PEERS_TREE,
     bootstrap_log,
+    finish_install,
     load_addresses,
     recover_position,
 )
@@ -222,9 +224,9 @@ class RaftNode(ServingAPI, AdminAPI):
         self._executor = self._given_executor or ThreadPoolExecutor(
             max_workers=3, thread_name_prefix=f"raft-{cfg.id}"
         )
-        # A witness (no state machine) writes only its log: a synced store saves
-        # each Ready as one fsync'd WAL record, without the flush marker record
-        # an unsynced store needs (LogStore's _write_synced).
+        # The log writes each Ready as one synced batch either way; a full
+        # member's state machine applies unsynced (it replays from the log
+        # after a crash, and the store is flushed before any compaction).
         store = self._store = Store.open(
             cfg.store_path, sync=self._sm is None, backend=self._storage
         )
@@ -234,15 +236,16 @@ class RaftNode(ServingAPI, AdminAPI):
         snap = log.snapshot()
         hard = log.hard_state
         self._startup_commit = hard.commit
-        sm_applied = self._sm.open(store) if self._sm is not None else snap.index
-        applied = max(snap.index, min(sm_applied, hard.commit, log.last_index()))
-        if sm_applied < snap.index:
-            _log.error(
-                "node %d: state machine at %d is behind the log snapshot %d",
-                cfg.id,
-                sm_applied,
-                snap.index,
+        if self._sm is not None:
+            sm_applied = self._sm.open(store)
+            # Never serve from behind the log's snapshot: finish an install a
+            # crash interrupted (or refuse to start, StateBehindLog).
+            sm_applied = await asyncio.get_running_loop().run_in_executor(
+                self._executor, finish_install, self._sm, log, cfg.snapshot_dir, sm_applied
             )
+        else:
+            sm_applied = snap.index
+        applied = max(snap.index, min(sm_applied, hard.commit, log.last_index()))
         applied_term, conf = recover_position(log, sm_applied)
         addresses = load_addresses(store, cfg)
         self._peers = Peers(
@@ -301,6 +304,7 @@ class RaftNode(ServingAPI, AdminAPI):
             parallel_append=cfg.parallel_append,
             metrics=self.metrics,
             alerts=self.alerts,
+            install_dir=None if cfg.is_witness else cfg.snapshot_dir,
         )
         self._forwarder = Forwarder(
             cfg.id,

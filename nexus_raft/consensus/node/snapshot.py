@@ -15,6 +15,13 @@ loop keeps serving). Receiving
 writes the chunks to a staging file under the node's data dir; the file is
 handed to ``StateMachine.restore`` only when the core decides to install the
 snapshot, and removed in every other case.
+
+Installing is one recoverable step (see the driver): the staged file is made
+durable as ``install-<index>.snap`` (:func:`keep_for_install`) before the
+log records the snapshot, and removed only once the restored state is
+durable. So whenever the state machine is behind the log's snapshot, that
+snapshot's data is on disk, and a restart finishes the install from it
+(``boot.finish_install``).
 """
 
 from __future__ import annotations
@@ -39,8 +46,11 @@ __all__ = [
     "MAGIC",
     "SnapshotStream",
     "StagedSnapshot",
+    "clean_staging",
     "encode_header",
+    "install_path",
     "iter_file",
+    "keep_for_install",
     "receive_snapshot",
 ]
 
@@ -129,6 +139,11 @@ class StagedSnapshot:
     addresses: dict[int, str]
     size: int = 0
 
+    def take(self) -> Path | None:
+        """Hand the staging file over to the caller (``discard`` leaves it alone from now on)."""
+        path, self.path = self.path, None
+        return path
+
     def discard(self) -> None:
         """Remove the staging file (idempotent)."""
         if self.path is not None:
@@ -191,6 +206,36 @@ async def receive_snapshot(
     finally:
         if fh is not None:
             fh.close()
+
+
+def install_path(directory: Path, index: int) -> Path:
+    """Where the data of the snapshot at ``index`` is kept while it is installed."""
+    return directory / f"install-{index}.snap"
+
+
+def keep_for_install(staged: Path, kept: Path) -> None:
+    """Make ``staged`` durable as ``kept``: fsync the file, rename it, fsync the directory."""
+    with open(staged, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(staged, kept)
+    _fsync_dir(kept.parent)
+
+
+def clean_staging(directory: Path, keep: Path | None = None) -> None:
+    """Remove snapshot files a crash left in ``directory`` (all but ``keep``)."""
+    if not directory.is_dir():
+        return
+    for p in directory.iterdir():
+        if p != keep and p.name.startswith(("incoming-", "install-")):
+            p.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def iter_file(path: Path) -> Iterator[bytes]:
