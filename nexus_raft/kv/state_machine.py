@@ -514,9 +514,7 @@ class KVStateMachine:
         Streaming: records are written in ~4 MiB batches as they arrive. A
         ``restoring`` marker makes a crash mid-way safe: the next ``open()``
         wipes the partial state and reports applied index 0. A restore that
-        raises leaves the state unreadable (reads and applies raise
-        Unavailable) until a restore succeeds: an emptied store must never
-        answer reads as if it were the state.
+        raises leaves nothing readable (Unavailable) until one succeeds.
         """
         if not isinstance(index, int) or isinstance(index, bool):
             raise TypeError(f"index must be an int, not {type(index).__name__}")
@@ -536,12 +534,12 @@ class KVStateMachine:
                 self._meta.delete(_RESTORING)
                 store.flush()
             except BaseException:
-                # Never leave a half-loaded or emptied state readable: free the
-                # space, keep the marker (the next open() wipes and reports
-                # applied 0) and stay unreadable until a restore succeeds.
+                # Never leave a half-loaded or emptied state readable: keep the
+                # marker (open() wipes, applied 0) and refuse reads meanwhile.
                 logger.exception("KV snapshot restore at index %d failed", index)
                 try:
                     self._wipe()
+                    self._load()
                 except Exception:
                     logger.exception("could not clean up after a failed restore")
                 raise

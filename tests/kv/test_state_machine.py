@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
-from nexus_raft.errors import CorruptionError, InvalidCommand, RaftUsageError
+from nexus_raft.errors import CorruptionError, InvalidCommand, RaftUsageError, Unavailable
 from nexus_raft.kv.commands import KVCommand, KVOp, KVResult, ResultCode
 from nexus_raft.kv.records import encode_record
 from nexus_raft.kv.state_machine import KVStateMachine
@@ -294,7 +294,9 @@ def test_snapshot_restore_round_trip_streams_100k_keys(tmp_path: Path) -> None:
         dst_store.close()
 
 
-def test_restore_rejects_bad_streams_and_leaves_empty_state(store: Store, tmp_path: Path) -> None:
+def test_restore_rejects_bad_streams_and_serves_nothing_until_one_succeeds(
+    store: Store, tmp_path: Path
+) -> None:
     with Store.open(tmp_path / "other") as other:
         src = KVStateMachine(other, snapshot_chunk_bytes=256)
         src.apply_batch([(i, put(f"k{i}", b"x" * 50)) for i in range(1, 101)])
@@ -304,7 +306,9 @@ def test_restore_rejects_bad_streams_and_leaves_empty_state(store: Store, tmp_pa
     sm.apply(1, put("mine", b"v"))
     with pytest.raises(CorruptionError):
         sm.restore(100, chunks[:-1])  # truncated
-    assert sm.applied_index() == 0 and sm.get("mine") == (None, 0)
+    assert sm.applied_index() == 0
+    with pytest.raises(Unavailable):  # an emptied store never answers as the state
+        sm.get("mine")
     with pytest.raises(CorruptionError):
         sm.restore(99, chunks)  # wrong index
     with pytest.raises(CorruptionError):
