@@ -162,4 +162,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("BENCH_LOOP") == "uvloop":
+        import uvloop
+
+        uvloop.install()
     asyncio.run(main())

@@ -187,7 +187,7 @@ def _failover(members: list[Member], value_bytes: int) -> float:
 
 
 def run_processes(seconds: float, value_bytes: int, failovers: int,
-                  profile_dir: Path | None) -> None:
+                  profile_dir: Path | None, profile_clients: int = 64) -> None:
     root = Path(tempfile.mkdtemp(prefix="nexus-bench-node-"))
     rows = [baseline_fsync(root, 300, b"x" * value_bytes)]
     ports = _ports(3)
@@ -203,7 +203,7 @@ def run_processes(seconds: float, value_bytes: int, failovers: int,
         for clients in CLIENTS:
             before = [m.call(op="status")["cpu"] for m in members]
             spy = None
-            if profile_dir is not None and clients == 64:
+            if profile_dir is not None and clients == profile_clients:
                 spy = _py_spy(profile_dir, leader, members, seconds)
             r = leader.call(op="load", clients=clients, seconds=seconds, value=value_bytes)
             after = [m.call(op="status")["cpu"] for m in members]
@@ -301,12 +301,15 @@ def main() -> None:
     ap.add_argument("--mode", choices=("process", "inprocess"), default="process")
     ap.add_argument("--failover", type=int, default=3, help="kill -9 rounds (process mode)")
     ap.add_argument("--profile-leader", type=Path, default=None,
-                    help="py-spy raw profiles of all members during the 64-in-flight row")
+                    help="py-spy raw profiles of all members during one row (--profile-clients)")
+    ap.add_argument("--profile-clients", type=int, default=64,
+                    help="the in-flight count of the row --profile-leader profiles")
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args()
     logging.basicConfig(level=args.log_level)
     if args.mode == "process":
-        run_processes(args.seconds, args.value_bytes, args.failover, args.profile_leader)
+        run_processes(args.seconds, args.value_bytes, args.failover, args.profile_leader,
+                      args.profile_clients)
     else:
         asyncio.run(run_inprocess(args.seconds, args.value_bytes))
 

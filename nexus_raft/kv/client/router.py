@@ -42,6 +42,7 @@ from typing import Any
 import grpc
 
 from nexus_raft.errors import NexusRaftError, NotLeader, Timeout, TooLarge, Unavailable
+from nexus_raft.kv.client.pipeline import Pipe
 from nexus_raft.kv.wire import (
     NOT_LEADER,
     OK,
@@ -158,6 +159,10 @@ class Router:
         self._stub_factory = stub_factory
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, Any] = {}
+        # Batch calls go over one Pipeline stream per member (not with a
+        # simulator's stubs, which speak unary calls only).
+        self._pipes: dict[str, Pipe] = {}
+        self.pipeline = stub_factory is None
         # _leader: the member believed to lead; _route: where requests go
         # first (the leader, or a follower that forwards for us when the
         # leader did not answer this client directly).
@@ -297,6 +302,21 @@ class Router:
         if resp.error.code == OK and resp.leader_id and resp.leader_id == resp.id:
             self._leader = self._route = leader
 
+    async def _pipelined(self, target: str, request: Any, timeout: float) -> Any:
+        """A Batch call over ``target``'s Pipeline stream (unary if it has none)."""
+        pipe = self._pipes.get(target)
+        if pipe is None:
+            pipe = self._pipes[target] = Pipe(self.stub(target))
+        if pipe.unimplemented:
+            return await self.stub(target).Batch(request, timeout=timeout)
+        try:
+            return await pipe.call(request, timeout)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+        # A member without the Pipeline RPC: nothing was served, ask it the old way.
+        return await self.stub(target).Batch(request, timeout=timeout)
+
     def stub(self, target: str) -> Any:
         """The KV stub for ``target`` (one channel per address, created on first use)."""
         if self._closed:
@@ -329,6 +349,10 @@ class Router:
         for task in probes:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        pipes = list(self._pipes.values())
+        self._pipes.clear()
+        for pipe in pipes:
+            await pipe.close()
         channels = list(self._channels.values())
         self._channels.clear()
         self._stubs.clear()
@@ -368,7 +392,10 @@ class Router:
             target = fixed or self.current()
             attempt = min(remaining, self._attempt_timeout)
             try:
-                resp = await getattr(self.stub(target), method)(request, timeout=attempt)
+                if method == "Batch" and self.pipeline:
+                    resp = await self._pipelined(target, request, attempt)
+                else:
+                    resp = await getattr(self.stub(target), method)(request, timeout=attempt)
             except grpc.aio.AioRpcError as err:
                 code = err.code()
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

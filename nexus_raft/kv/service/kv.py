@@ -35,6 +35,7 @@ from nexus_raft.kv.commands import KVCommand, KVOp, KVResult, ResultCode
 from nexus_raft.kv.service.base import ServedNode, log_failure
 from nexus_raft.kv.service.batch import run_batch
 from nexus_raft.kv.service.cluster import ClusterRPCs
+from nexus_raft.kv.service.pipeline import serve_pipeline
 from nexus_raft.kv.wire import error_from_exception, kv_pb2, kv_pb2_grpc
 
 __all__ = ["KVService", "ServedNode"]
@@ -212,7 +213,19 @@ class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
         with writes as a whole (``NOT_LEADER``) so the client re-sends it to
         the leader in one piece.
         """
-        budget = self._budget(context)
+        return await self._batch(request, self._budget(context))
+
+    async def Pipeline(self, request_iterator: Any, context: Any) -> AsyncIterator[Any]:
+        """A stream of batches (``PipelineRequest``): each answered as soon as it is done.
+
+        See :mod:`~nexus_raft.kv.service.pipeline`; every batch gets the
+        service's own ``timeout`` as its budget (a stream has no deadline).
+        """
+        async for answer in serve_pipeline(self._batch, self._timeout, request_iterator):
+            yield answer
+
+    async def _batch(self, request: Any, budget: float) -> Any:
+        """The ``BatchResponse`` to ``request`` (for Batch and Pipeline)."""
         try:
             self._check_cluster(request.cluster_id)
             ops = request.ops

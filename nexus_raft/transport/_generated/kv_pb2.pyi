@@ -228,6 +228,22 @@ class BatchResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[BatchResult]
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
 
+class PipelineRequest(_message.Message):
+    __slots__ = ("id", "batch")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    batch: BatchRequest
+    def __init__(self, id: _Optional[int] = ..., batch: _Optional[_Union[BatchRequest, _Mapping]] = ...) -> None: ...
+
+class PipelineResponse(_message.Message):
+    __slots__ = ("id", "batch")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    batch: BatchResponse
+    def __init__(self, id: _Optional[int] = ..., batch: _Optional[_Union[BatchResponse, _Mapping]] = ...) -> None: ...
+
 class WatchRequest(_message.Message):
     __slots__ = ("cluster_id", "prefix", "start_revision")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,11 @@ class KVStub:
                 request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BatchRequest.SerializeToString,
                 response_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BatchResponse.FromString,
                 _registered_method=True)
+        self.Pipeline = channel.stream_stream(
+                '/nexus.kv.KV/Pipeline',
+                request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.PipelineRequest.SerializeToString,
+                response_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.PipelineResponse.FromString,
+                _registered_method=True)
         self.Watch = channel.unary_stream(
                 '/nexus.kv.KV/Watch',
                 request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.WatchRequest.SerializeToString,
@@ -147,6 +152,16 @@ class KVServicer:
 
     def Batch(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pipeline(self, request_iterator, context):
+        """A long-lived stream of batches for one client connection: requests are
+        served concurrently (a bounded number at once) and each answer leaves as
+        soon as it is ready, in any order, naming its request's id. Same
+        semantics per batch as Batch; it saves the cost of a call per batch.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -230,6 +245,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Batch,
                     request_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BatchRequest.FromString,
                     response_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BatchResponse.SerializeToString,
+            ),
+            'Pipeline': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pipeline,
+                    request_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.PipelineRequest.FromString,
+                    response_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.PipelineResponse.SerializeToString,
             ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
@@ -456,6 +476,33 @@ class KV:
             '/nexus.kv.KV/Batch',
             nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BatchRequest.SerializeToString,
             nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pipeline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/nexus.kv.KV/Pipeline',
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.PipelineRequest.SerializeToString,
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.PipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,
