@@ -96,8 +96,25 @@ def parse_endpoints(text: str) -> list[str]:
     return endpoints
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr at ``level`` (one of :data:`LOG_LEVELS`) with timestamps."""
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per log record: time, level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info)
+        return json.dumps(data)
+
+
+def setup_logging(level: str, *, json_lines: bool = False) -> None:
+    """Log to stderr at ``level`` (one of :data:`LOG_LEVELS`), as text or JSON lines."""
     if level.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     logging.basicConfig(
@@ -106,6 +123,9 @@ def setup_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    if json_lines:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
     # grpc's own loggers are noisy at debug level and say nothing ours do not.
     logging.getLogger("grpc").setLevel(max(logging.WARNING, logging.getLogger().level))
 

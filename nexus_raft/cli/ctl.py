@@ -35,6 +35,7 @@ from nexus_raft.cli.common import (
 )
 from nexus_raft.cli.ctl_base import Options, call, emit, opts
 from nexus_raft.cli.ctl_cluster import endpoint_app, members, status
+from nexus_raft.cli.ctl_snapshot import snapshot_app
 from nexus_raft.cli.output import json_bytes, safe_text
 from nexus_raft.cli.tlsflags import client_tls
 from nexus_raft.errors import Unavailable
@@ -50,6 +51,7 @@ app = typer.Typer(
     help="Talk to a nexus_raft cluster (any member; the leader is found automatically).",
 )
 app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(snapshot_app, name="snapshot")
 app.command()(status)
 app.command()(members)
 
@@ -284,18 +286,6 @@ def transfer_leader(
     """Hand leadership to member ID."""
     _call(ctx, lambda c: c.transfer_leader(node_id))
     _emit(ctx, f"leadership transferred to {node_id}", {"leader": node_id})
-
-
-@app.command()
-def snapshot(
-    ctx: typer.Context,
-    endpoint: Annotated[
-        str | None, typer.Option(help="Snapshot this member instead of the leader.")
-    ] = None,
-) -> None:
-    """Take a snapshot now (compacts the log); prints its index."""
-    index = _call(ctx, lambda c: c.snapshot(endpoint=endpoint))
-    _emit(ctx, f"snapshot at index {index}", {"index": index})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,9 @@ def run(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Log JSON objects, one per line (also: -w json).")
+    ] = False,
     tick_ms: Annotated[float, typer.Option(help="Raft tick interval in milliseconds.")] = 20.0,
     election_ticks: Annotated[
         int, typer.Option(help="Election timeout in ticks (randomised up to 2x).")
@@ -161,7 +164,7 @@ def run(
         )
     except (ConfigError, TypeError, ValueError) as exc:
         fail(str(exc))
-    setup_logging(log_level)
+    setup_logging(log_level, json_lines=json_output)
     # A taken port is refused before the data directory is touched.
     check_listen(listen)
     if metrics_listen is not None:
@@ -224,8 +227,18 @@ async def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point (``nexus-node``)."""
-    return run_app(app, "nexus-node", argv)
+    """Console-script entry point (``nexus-node``; ``nexus-node restore ...`` restores)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next(
+        (i for i, a in enumerate(args)
+         if not a.startswith("-") and (i == 0 or args[i - 1] not in ("-w", "--write-out"))),
+        None,
+    )
+    if first is not None and args[first] == "restore":
+        from nexus_raft.cli.node_restore import app as restore_app
+
+        return run_app(restore_app, "nexus-node", args[:first] + args[first + 1 :])
+    return run_app(app, "nexus-node", args)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from nexus_raft.consensus.log.store import LogStore
 from nexus_raft.consensus.node.admin import AdminAPI
 from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.apply import Applier, Proposals
+from nexus_raft.consensus.node.backup import encode_backup_async, new_meta, stream_chunks
 from nexus_raft.consensus.node.boot import (
     PEERS_TREE,
     bootstrap_log,
@@ -465,6 +466,30 @@ class RaftNode(ServingAPI, AdminAPI):
         return await serve_forward(self, request)
 
     # --- observing ---------------------------------------------------------------------------
+
+    async def backup(self) -> AsyncIterator[bytes]:
+        """The bytes of a backup file of the applied state (see ``node.backup``); full members.
+
+        One consistent state-machine snapshot, read off the event loop; the
+        file's trailer carries a sha256 over everything.
+        """
+        self._running()
+        if self._sm is None or self._applier is None or self._executor is None:
+            raise Unavailable("a witness holds no data to back up")
+        source, meta = await self._applier.take_snapshot()
+        info = new_meta(
+            meta.index,
+            meta.term,
+            cluster_id=self.cluster_id,
+            members=dict(self._peers.addresses) if self._peers is not None else {},
+            state_machine=type(self._sm).__name__,
+            member_id=self.id,
+        )
+        try:
+            async for piece in encode_backup_async(info, stream_chunks(source, self._executor)):
+                yield piece
+        finally:
+            source.close()
 
     @property
     def proposals_pending(self) -> int:

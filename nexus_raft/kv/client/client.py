@@ -32,9 +32,11 @@ import random
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
+from nexus_raft.consensus.node.backup import BackupMeta
 from nexus_raft.errors import ClusterMismatch, InvalidArgument, NexusRaftError
+from nexus_raft.kv.client.backup import save_backup
 from nexus_raft.kv.client.batcher import Batcher
 from nexus_raft.kv.client.router import Router
 from nexus_raft.kv.client.status import leader_status
@@ -393,6 +395,28 @@ class Client:
         )
         # The old leader is no longer the best guess.
         self._router.note_leader(None)
+
+    async def backup(
+        self,
+        out: BinaryIO,
+        *,
+        endpoint: str | None = None,
+        timeout: float = 600.0,
+        progress: Callable[[int], None] | None = None,
+    ) -> BackupMeta:
+        """Write a consistent backup of ``endpoint`` (default: the leader) into ``out``.
+
+        The file is checked while it streams (header, lengths, sha256
+        trailer); returns its metadata (index, term, cluster, members).
+        ``progress(bytes_so_far)`` is called after every piece.
+        """
+        if endpoint is None:
+            info = await self.status()
+            endpoint = info.leader_address or info.endpoint
+        return await save_backup(
+            self._router, endpoint, out, cluster_id=self._cluster_id, timeout=timeout,
+            progress=progress,
+        )
 
     async def snapshot(self, *, endpoint: str | None = None, timeout: float | None = None) -> int:
         """Take a snapshot now on ``endpoint`` (default: the leader); returns its index."""

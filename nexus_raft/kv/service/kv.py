@@ -32,6 +32,7 @@ import grpc
 
 from nexus_raft.errors import InvalidArgument, NotLeader, TooLarge
 from nexus_raft.kv.commands import KVCommand, KVOp, KVResult, ResultCode
+from nexus_raft.kv.service.backup import BackupRPCs
 from nexus_raft.kv.service.base import ServedNode, log_failure
 from nexus_raft.kv.service.batch import run_batch
 from nexus_raft.kv.service.cluster import ClusterRPCs
@@ -41,7 +42,7 @@ from nexus_raft.kv.wire import error_from_exception, kv_pb2, kv_pb2_grpc
 __all__ = ["KVService", "ServedNode"]
 
 
-class KVService(ClusterRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
+class KVService(ClusterRPCs, BackupRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
     """The ``nexus.kv.KV`` servicer for one node: ``KVService(node).register(server)``.
 
     ``cluster_id``: requests naming another non-empty cluster id are refused

@@ -109,6 +109,11 @@ class KVStub:
                 request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.SnapshotResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/nexus.kv.KV/Backup',
+                request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupRequest.SerializeToString,
+                response_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -208,6 +213,13 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """A consistent backup of this member's state, streamed as the bytes of a backup file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +297,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Snapshot,
                     request_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.SnapshotRequest.FromString,
                     response_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.SnapshotResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupRequest.FromString,
+                    response_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -692,6 +709,33 @@ class KV:
             '/nexus.kv.KV/Snapshot',
             nexus__raft_dot_transport_dot_proto_dot_kv__pb2.SnapshotRequest.SerializeToString,
             nexus__raft_dot_transport_dot_proto_dot_kv__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/nexus.kv.KV/Backup',
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupRequest.SerializeToString,
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,
