@@ -25,8 +25,15 @@ pytestmark = pytest.mark.process
 def run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env.pop("NEXUS_ENDPOINTS", None)
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_backup_then_restore_into_a_new_three_member_cluster(
@@ -52,8 +59,9 @@ def test_backup_then_restore_into_a_new_three_member_cluster(
     meta = json.loads(saved.stdout)
     assert meta["index"] >= max(rev for _, rev in expected.values())
     assert backup.exists() and not backup.with_name("cluster.nxb.part").exists()
-    status = run("nexus_raft.cli.ctl", "--endpoints", eps, "snapshot", "status", str(backup),
-                 "-w", "json")  # fmt: skip
+    status = run(
+        "nexus_raft.cli.ctl", "--endpoints", eps, "snapshot", "status", str(backup), "-w", "json"
+    )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["index"] == meta["index"]
 
@@ -67,24 +75,61 @@ def test_backup_then_restore_into_a_new_three_member_cluster(
     new = ProcessCluster(tmp_path / "new", 3)
     try:
         target = new.members[1].data_dir
-        refused = run("nexus_raft.cli.node", "restore", str(damaged), "--id", "1",
-                      "--peers", new.peers_arg, "--data-dir", str(target))  # fmt: skip
+        refused = run(
+            "nexus_raft.cli.node",
+            "restore",
+            str(damaged),
+            "--id",
+            "1",
+            "--peers",
+            new.peers_arg,
+            "--data-dir",
+            str(target),
+        )
         assert refused.returncode == 1, refused.stderr
         assert refused.stderr.count("\n") == 1 and "not a usable backup" in refused.stderr
         assert not target.exists()
         truncated = tmp_path / "cut.nxb"
         truncated.write_bytes(backup.read_bytes()[:-10])
-        cut = run("nexus_raft.cli.node", "restore", str(truncated), "--id", "1",
-                  "--peers", new.peers_arg, "--data-dir", str(target))  # fmt: skip
+        cut = run(
+            "nexus_raft.cli.node",
+            "restore",
+            str(truncated),
+            "--id",
+            "1",
+            "--peers",
+            new.peers_arg,
+            "--data-dir",
+            str(target),
+        )
         assert cut.returncode == 1 and not target.exists()
 
         for i, member in new.members.items():
-            done = run("nexus_raft.cli.node", "restore", str(backup), "--id", str(i),
-                       "--peers", new.peers_arg, "--data-dir", str(member.data_dir), "--json")  # fmt: skip
+            done = run(
+                "nexus_raft.cli.node",
+                "restore",
+                str(backup),
+                "--id",
+                str(i),
+                "--peers",
+                new.peers_arg,
+                "--data-dir",
+                str(member.data_dir),
+                "--json",
+            )
             assert done.returncode == 0, done.stderr
             assert json.loads(done.stdout)["index"] == meta["index"]
-        again = run("nexus_raft.cli.node", "restore", str(backup), "--id", "1",
-                    "--peers", new.peers_arg, "--data-dir", str(new.members[1].data_dir))  # fmt: skip
+        again = run(
+            "nexus_raft.cli.node",
+            "restore",
+            str(backup),
+            "--id",
+            "1",
+            "--peers",
+            new.peers_arg,
+            "--data-dir",
+            str(new.members[1].data_dir),
+        )
         assert again.returncode == 1 and "already holds a store" in again.stderr
         old.close()  # the old cluster is gone; only the backup remains
         new.start()

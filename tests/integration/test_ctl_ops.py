@@ -25,7 +25,7 @@ pytestmark = pytest.mark.process
 
 
 def run(module: str, *args: str, stdin: bytes | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+        timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env.pop("NEXUS_ENDPOINTS", None)
     return subprocess.run(
@@ -39,7 +39,7 @@ def run(module: str, *args: str, stdin: bytes | None = None,
 
 
 def ctl(cluster: ProcessCluster, *args: str, stdin: bytes | None = None,
-        endpoints: str | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+        endpoints: str | None = None) -> subprocess.CompletedProcess[bytes]:
     eps = endpoints or ",".join(cluster.endpoints())
     return run("nexus_raft.cli.ctl", "--endpoints", eps, *args, stdin=stdin)
 
@@ -134,7 +134,7 @@ def test_json_anywhere_version_stdin_and_binary_values(
     assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1
     for module, prog in (("nexus_raft.cli.ctl", "nexusctl"), ("nexus_raft.cli.node", "nexus-node"),
                          ("nexus_raft.cli.witness", "nexus-witness"),
-                         ("nexus_raft.cli.store", "nexus-store")):  # fmt: skip
+                         ("nexus_raft.cli.store", "nexus-store")):
         version = run(module, "--version")
         assert version.returncode == 0 and version.stdout.decode().startswith(f"{prog} ")
 
@@ -170,7 +170,7 @@ def test_port_in_use_fails_before_the_data_directory_is_written(tmp_path: Path) 
         result = run(
             "nexus_raft.cli.node", "--id", "1", "--listen", f"127.0.0.1:{port}",
             "--peers", f"1=127.0.0.1:{port}", "--data-dir", str(data),
-        )  # fmt: skip
+        )
     err = result.stderr.decode()
     assert result.returncode == 1
     assert err.count("\n") == 1 and "address already in use" in err, err
