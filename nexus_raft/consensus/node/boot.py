@@ -64,8 +64,8 @@ def finish_install(sm: StateMachine, log: LogStore, directory: Path, sm_applied:
         if not kept.is_file():
             raise StateBehindLog(
                 f"the state machine is at {sm_applied}, behind the log's snapshot at "
-                f"{snap.index}, and that snapshot's data ({kept}) is gone: restore this "
-                "member from a backup, or remove it from the cluster and add it anew"
+                f"{snap.index}, with no snapshot data to restore it from ({kept}): restore "
+                "this member from a backup, or remove it from the cluster and add it anew"
             )
         _log.warning(
             "finishing the install of snapshot %d interrupted by a crash "

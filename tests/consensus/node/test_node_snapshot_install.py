@@ -251,8 +251,8 @@ def test_configuration_is_never_taken_from_the_log_end_when_the_state_is_past_it
 def test_member_refuses_to_start_when_its_state_is_behind_the_log_and_the_data_is_gone(
     tmp_path: Path,
 ) -> None:
-    """The state machine is behind the log's snapshot and the snapshot's kept data
-    was deleted: serving would answer without committed writes, so the member
+    """The state machine is behind the log's snapshot and there is no kept snapshot
+    data to finish from: serving would answer without committed writes, so the member
     refuses to start with a one-line reason (before the fix it logged an error
     and applied the log's entries onto the empty state)."""
     conf = ConfState(voters=frozenset({1}))
