@@ -157,13 +157,14 @@ class _DBFile:
     def lose_unsynced(self) -> int:
         """Power loss: keep only durable writes; returns how many writes were lost."""
         lost = sum(1 for w in self.pending if not w.durable)
+        # What survives: the base, then the durable writes in their order; that
+        # is also the new base (nothing is pending any more).
+        for w in self.pending:
+            if w.durable:
+                _apply(self.base, w.ops)
         if lost:
-            visible = dict(self.base)
-            for w in self.pending:
-                if w.durable:
-                    _apply(visible, w.ops)
-            self.visible = visible
-            self.keys = sorted(visible)
+            self.visible = dict(self.base)
+            self.keys = sorted(self.visible)
             self.frozen = False
         self.pending.clear()
         self.flush_at = None
@@ -288,18 +289,24 @@ class SimulatedDisk:
         if epoch != self.epoch or self.dead:
             raise SimulatedCrash("storage used by a crashed process")
 
+    def _maybe_crash(self) -> None:
+        """Fire an armed crash if this operation is the chosen one."""
+        if self._arm_skip < 0:
+            return
+        label = self._arm_label if self._arm_when is None else self._arm_when()
+        if label is None:
+            return
+        if self._arm_skip > 0:
+            self._arm_skip -= 1
+            return
+        report = self.crash(power_loss=self._arm_power, label=label)
+        if self.on_crash is not None:
+            self.on_crash(report)
+        raise SimulatedCrash(label)
+
     def _write(self, h: SimDB, ops: Sequence[Op], sync: bool) -> None:
         h._alive()
-        if self._arm_skip >= 0:
-            label = self._arm_label if self._arm_when is None else self._arm_when()
-            if label is not None:
-                if self._arm_skip > 0:
-                    self._arm_skip -= 1
-                else:
-                    report = self.crash(power_loss=self._arm_power, label=label)
-                    if self.on_crash is not None:
-                        self.on_crash(report)
-                    raise SimulatedCrash(label)
+        self._maybe_crash()
         f = h._file
         if f.gen_bytes >= self.write_buffer_bytes:
             if f.flush_at is not None:  # LevelDB waits for the older memtable first
@@ -319,6 +326,21 @@ class SimulatedDisk:
         f.fold()
         if self.observer is not None:
             self.observer(h._path, ops, sync)
+
+    def _compact(self, h: SimDB) -> None:
+        """``compact_range``: a storage operation (a crash may come before it) that
+        makes every write so far durable and starts a new log generation."""
+        h._alive()
+        self._maybe_crash()
+        f = h._file
+        for w in f.pending:
+            w.durable = True
+        f.fold()
+        f.flush_at = None
+        f.gen += 1
+        f.gen_bytes = 0
+        if self.observer is not None:
+            self.observer(h._path, (), True)
 
     def __repr__(self) -> str:
         state = "dead" if self.dead else "up"
@@ -506,12 +528,7 @@ class SimDB(_Reader):
 
     def compact_range(self, start: bytes | None = None, stop: bytes | None = None) -> None:
         """LevelDB writes the memtable to a synced table first: every write so far is durable."""
-        self._alive()
-        f = self._file
-        for w in f.pending:
-            w.durable = True
-        f.flush_at = None
-        f.fold()
+        self._disk._compact(self._root or self)
 
     def close(self) -> None:
         """Close the handle (the database stays on the disk); idempotent."""

@@ -1,0 +1,176 @@
+"""The KV client's side of the simulated network: stubs for the real ``Client``.
+
+The real :class:`~nexus_raft.kv.client.Client` (its router, batcher, session
+pool and retry rules) runs unchanged; ``Client(stub_factory=...)`` gives it a
+:class:`SimKVStub` per member address instead of a gRPC channel. A call
+travels the simulated network to the member's real ``KVService`` and its
+answer comes back the same way; lost answers, dead members and missed
+deadlines surface as the ``grpc.aio.AioRpcError`` a real stub raises, so the
+client's retry logic sees exactly what it would see over gRPC.
+
+On the way back the serving member is checked: it must never answer a read
+from a state machine that is behind its own log's snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from tests.sim_node.net import END, Conn, Endpoint, Fail, Refused, SimNetwork
+
+__all__ = ["SimKVStub", "grpc_fail"]
+
+_CODES = {
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "deadline": grpc.StatusCode.DEADLINE_EXCEEDED,
+    "internal": grpc.StatusCode.INTERNAL,
+    "unimplemented": grpc.StatusCode.UNIMPLEMENTED,
+}
+
+
+def grpc_fail(kind: str, detail: str) -> BaseException:
+    """The error a real KV stub raises for a failed call of this kind."""
+    code = _CODES.get(kind, grpc.StatusCode.UNKNOWN)
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=detail)
+
+
+class _Context:
+    """What the KV service asks of a gRPC context: the time left before the deadline."""
+
+    __slots__ = ("_deadline",)
+
+    def __init__(self, deadline: float | None) -> None:
+        self._deadline = deadline
+
+    def time_remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+
+ServeHook = Callable[[Endpoint, str, Any, Any, Any], None]
+"""Called when a member answered: (endpoint, method, request, response, state before)."""
+
+
+class SimKVStub:
+    """A KV stub for one member address: ``await stub.Batch(request, timeout=...)``."""
+
+    def __init__(self, net: SimNetwork, src: int, target: str,
+                 before: Callable[[Endpoint, str, Any], Any], after: ServeHook) -> None:
+        self._net = net
+        self._src = src
+        self._target = target
+        self._before = before
+        self._after = after
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_") or not method[:1].isupper():
+            raise AttributeError(method)
+        return functools.partial(self._call, method)
+
+    def Watch(self, request: Any, timeout: float | None = None, **_ignored: Any) -> _WatchCall:
+        """The server-streaming ``Watch`` call (like a gRPC ``UnaryStreamCall``)."""
+        return _WatchCall(self._net, self._src, self._target, request)
+
+    async def _call(self, method: str, request: Any, timeout: float | None = None,
+                    **_ignored: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        serve = functools.partial(self._serve, method, deadline)
+        fail: Fail = grpc_fail
+        return await self._net.call(self._src, self._target, request, serve, timeout, fail)
+
+    async def _serve(self, method: str, deadline: float | None, ep: Endpoint,
+                     request: Any) -> Any:
+        if ep.kv is None:
+            raise Refused("unimplemented", "no KV service on this member")
+        handler = getattr(ep.kv, method, None)
+        if handler is None:
+            raise Refused("unimplemented", f"unknown method {method}")
+        state = self._before(ep, method, request)
+        response = await handler(request, _Context(deadline))
+        self._after(ep, method, request, response, state)
+        return response
+
+
+class _WatchCall:
+    """Client end of a ``Watch`` stream: ``read()`` (``grpc.aio.EOF`` at the end), ``cancel()``.
+
+    The request opens a connection to the member, whose real ``KVService.Watch``
+    streams its answers back in order; a broken connection (member died, link
+    cut, message lost) makes ``read()`` raise UNAVAILABLE, as gRPC would.
+    """
+
+    def __init__(self, net: SimNetwork, src: int, target: str, request: Any) -> None:
+        self._queue: collections.deque[Any] = collections.deque()
+        self._event = asyncio.Event()
+        self._error: BaseException | None = None
+        conn = self._conn = net.connect(src, target)
+        conn.on_client = self._arrived
+        conn.on_broken = self._broken
+        if conn.ep is not None:
+            _WatchServer(conn, conn.ep)
+        conn.to_server(request)
+
+    def _arrived(self, message: Any) -> None:
+        self._queue.append(message)
+        self._event.set()
+
+    def _broken(self, why: str, kind: str) -> None:
+        if self._error is None:
+            self._error = grpc_fail("unavailable" if kind != "cancelled" else kind, why)
+        self._event.set()
+
+    async def read(self) -> Any:
+        """The next response, or ``grpc.aio.EOF`` when the server ended the stream."""
+        while True:
+            if self._queue:
+                message = self._queue.popleft()
+                return grpc.aio.EOF if message is END else message
+            if self._error is not None:
+                raise self._error
+            self._event.clear()
+            await self._event.wait()
+
+    def cancel(self) -> bool:
+        """Cancel the call (the server's handler is cancelled too)."""
+        self._conn.close()
+        return True
+
+
+class _WatchServer:
+    """Server end of a ``Watch`` stream: runs the real handler, sends what it yields."""
+
+    def __init__(self, conn: Conn, ep: Endpoint) -> None:
+        self._conn = conn
+        self._ep = ep
+        self._task: asyncio.Task[None] | None = None
+        conn.on_server = self._request
+        conn.server_broken = self._broken
+
+    def _request(self, request: Any) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._serve(request))
+
+    async def _serve(self, request: Any) -> None:
+        if self._ep.kv is None:
+            self._conn.fail("no KV service on this member")
+            return
+        stream = self._ep.kv.Watch(request, _Context(None))
+        try:
+            async for response in stream:
+                self._conn.to_client(response)
+        except Exception as exc:
+            self._conn.fail(f"watch handler failed: {exc!r}", "internal")
+            return
+        self._conn.to_client(END)
+
+    def _broken(self, why: str) -> None:
+        if self._task is not None:
+            self._task.cancel()
