@@ -20,7 +20,7 @@ CI_NODE_SKIP  ?=
 # KNOWN instead of failing: each leaves this list when its fix lands.
 NODE_TOLERATE ?= 10.2,10.5,compact,guard
 
-.PHONY: test demo bench sim proto lint clean
+.PHONY: test demo bench sim mutants proto lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user -q virtualenv && $(PYTHON) -m virtualenv $(VENV); }
@@ -35,7 +35,7 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	touch $@
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check nexus_raft tests bench
+	$(BIN)/ruff check nexus_raft tests bench tools
 	$(BIN)/mypy
 
 test: lint
@@ -43,8 +43,12 @@ test: lint
 	$(MAKE) --no-print-directory sim SEEDS=500 START=0 NODE_SEEDS=$(CI_NODE_SEEDS) NODE_START=0 NODE_SKIP='$(CI_NODE_SKIP)'
 
 sim: $(VENV)/.installed-test
-	$(BIN)/python -m tests.sim --seeds $(SEEDS) --start $(START)
+	$(BIN)/python -m tests.sim --seeds $(SEEDS) --start $(START) --require-coverage
 	$(BIN)/python -m tests.sim_node --seeds $(NODE_SEEDS) --start $(NODE_START) --skip '$(NODE_SKIP)' --tolerate '$(NODE_TOLERATE)'
+
+# The mutation check (issue 11): every deliberate safety bug must be caught.
+mutants: $(VENV)/.installed-test
+	$(BIN)/python -m tools.mutants --seeds 500
 
 demo: $(VENV)/.installed-test
 	$(BIN)/python -m nexus_raft.demo

@@ -1,11 +1,16 @@
 """``python -m tests.sim``: run seeds of the cluster simulator.
 
-    python -m tests.sim --seeds N [--start S] [--jobs J]   # seeds S..S+N-1
+    python -m tests.sim --seeds N [--start S] [--jobs J] [--require-coverage] [--fail-fast]
     python -m tests.sim --seed 1234 --trace                # replay one seed, every event
 
 Progress and violation reports (seed, invariant, trace excerpt, replay
-command) go to stderr; stdout gets exactly one line, ``sim: N seeds, V
-violations``. The exit status is 1 when V > 0, 2 on bad arguments.
+command) go to stderr, then the coverage table (``tests/sim/situations.py``)
+and the ticks and simulated time of the run (one tick stands for
+``TICK_SECONDS``, the node's default tick interval). stdout gets exactly one
+line, ``sim: N seeds, V violations``. The exit status is 1 when V > 0, or
+with ``--require-coverage`` when a situation of the table was never reached;
+2 on bad arguments. ``--fail-fast`` stops at the first violation (the
+mutation check uses it).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
+from tests.sim.params import LONG_TICKS
 from tests.sim.runner import SeedResult, run_seed
+from tests.sim.situations import SITUATIONS
 from tests.sim.trace import Trace
 
 
@@ -36,6 +43,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=None, help="run exactly this one seed")
     ap.add_argument("--trace", action="store_true", help="print every event (with --seed)")
     ap.add_argument("--jobs", type=int, default=0, help="worker processes (0: automatic)")
+    ap.add_argument("--require-coverage", action="store_true",
+                    help="fail when a situation of the coverage table was never reached")
+    ap.add_argument("--fail-fast", action="store_true", help="stop at the first violation")
     args = ap.parse_args(argv)
     if args.seed is not None and args.seeds is not None:
         ap.error("give --seed or --seeds, not both")
@@ -84,10 +94,18 @@ def _results(seeds: range, jobs: int) -> Iterator[_Result]:
         yield from pool.imap_unordered(_one, seeds, chunksize=16)
 
 
+TICK_SECONDS = 0.02  # simulated time of one tick (NodeConfig.tick_interval's default)
+
+
 def _coverage(stats: Counter[str]) -> str:
-    """One stderr line saying what the run exercised."""
-    items = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()))
-    return f"coverage: {items}\n"
+    """One stderr line of the run's other statistics (not rows of the coverage table)."""
+    items = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k not in SITUATIONS)
+    return f"statistics: {items}\n"
+
+
+def _sim_time(ticks: int) -> str:
+    secs = ticks * TICK_SECONDS
+    return f"{secs:.0f}s" if secs < 3600 else f"{secs / 3600:.1f}h"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{res.messages} messages\n"
             )
         sys.stderr.write(_coverage(res.stats))
+        SITUATIONS.report(res.stats, sys.stderr, seeds=1)
+        sys.stderr.write(f"sim: {res.ticks} ticks, {_sim_time(res.ticks)} simulated\n")
         bad = int(res.violation is not None)
         print(f"sim: 1 seeds, {bad} violations")
         return 1 if bad else 0
@@ -113,13 +133,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     last = t0
     bad = 0
     ticks = 0
+    long_ticks = 0
+    longs = 0
+    longest = 0
     total: Counter[str] = Counter()
     for done, (_seed, rep, t, stats) in enumerate(_results(seeds, jobs), start=1):
         ticks += t
+        longest = max(longest, t)
+        if t >= LONG_TICKS:
+            longs += 1
+            long_ticks += t
         total.update(stats)
         if rep is not None:
             bad += 1
             sys.stderr.write(rep)
+            if args.fail_fast:
+                break
         now = time.perf_counter()
         if now - last >= 5.0:
             last = now
@@ -129,6 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     dt = time.perf_counter() - t0
     sys.stderr.write(_coverage(total))
+    missing = SITUATIONS.report(total, sys.stderr, seeds=len(seeds))
+    short = len(seeds) - longs
+    sys.stderr.write(
+        f"sim: {ticks} ticks = {_sim_time(ticks)} simulated at {TICK_SECONDS * 1000:.0f} ms/tick; "
+        f"{short} short seeds ({(ticks - long_ticks) / max(short, 1):.0f} ticks each), "
+        f"{longs} long seeds ({long_ticks / max(longs, 1):.0f} ticks = "
+        f"{_sim_time(long_ticks // max(longs, 1))} each), longest {longest} ticks\n"
+    )
     cpu = time.process_time() - cpu0
     per = f", {len(seeds) / cpu:.0f} seeds per CPU-second" if jobs == 1 and cpu else ""
     sys.stderr.write(
@@ -136,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{per}, {jobs} job(s), {ticks} ticks)\n"
     )
     print(f"sim: {len(seeds)} seeds, {bad} violations")
+    if missing and args.require_coverage and not bad:
+        sys.stderr.write(f"sim: FAIL: {len(missing)} situation(s) never reached\n")
+        return 1
     return 1 if bad else 0
 
 

@@ -46,6 +46,8 @@ class ReadIssue:
     write_index: int  # index of the newest committed write to ``key`` at issue time
     issued_at: int
     read_index: int = -1
+    epoch: int = 0  # leaders elected in the run before the read was issued
+    waited: bool = False  # issued on a leader whose first entry had not committed
 
 
 class Checker:

@@ -22,15 +22,20 @@ from nexus_raft.consensus.core.config import Config
 from nexus_raft.consensus.core.membership import apply_conf_change
 from nexus_raft.consensus.core.memory_storage import MemoryStorage
 from nexus_raft.consensus.core.messages import (
+    NONE,
+    AppendRequest,
+    AppendResponse,
     ConfChange,
     ConfChangeType,
     ConfState,
     Entry,
     EntryType,
+    Heartbeat,
     Message,
     Role,
     SnapshotRequest,
     TimeoutNow,
+    VoteResponse,
 )
 from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.core.storage import LogCompacted, LogUnavailable
@@ -40,6 +45,7 @@ from tests.sim.kv import KV, decode_put
 from tests.sim.network import Network
 from tests.sim.node import SimNode, check_floor, holds
 from tests.sim.params import SimParams
+from tests.sim.situations import SITUATIONS
 from tests.sim.trace import Trace
 
 MAX_ROUNDS = 40  # delivery rounds per tick before the rest waits for the next tick
@@ -73,6 +79,13 @@ class Cluster:
         self.witness_handovers: list[tuple[int, int, int]] = []  # (tick, witness, target)
         # What this run exercised (crashes, installs, reads, ...), summed over seeds by the CLI.
         self.stats: Counter[str] = Counter()
+        self.hit = SITUATIONS.hit  # count a coverage row: self.hit(self.stats, name)
+        self.elections = 0  # leaders seen so far (a read issued before one spans a change)
+        self.elected_at: dict[int, int] = {}  # node -> tick it last became leader
+        self.candidates: dict[int, set[int]] = {}  # term -> nodes that campaigned in it
+        self.timeout_now: dict[int, int] = {}  # node -> term of the TimeoutNow it received
+        self.edge_seen = False  # a two-voter configuration committed in this run
+        self.fresh: list[int] = []  # leaders elected since the fault phase last looked
         full = list(range(1, params.full_voters + 1))
         nxt = params.full_voters + 1
         witnesses = [nxt] if params.witness else []
@@ -136,7 +149,15 @@ class Cluster:
         n.leader_term = 0
         n.reads = []
         self.check.leader_req.pop(n.id, None)
-        self.stats["crash unpersisted" if why.startswith("with an") else "crash"] += 1
+        unpersisted = why.startswith("with an")
+        self.stats["crash unpersisted" if unpersisted else "crash"] += 1
+        if unpersisted:
+            self.hit(self.stats, "crash with unpersisted ready")
+        lead = self.leader()
+        if lead is not None and lead.raft is not None:
+            lr = lead.raft
+            if lr.pending_conf_index > lr.log.committed:
+                self.hit(self.stats, "crash during conf change")
         self.trace.ev(self.now, "crash", f"n{n.id} {why}".rstrip())
 
     def restart(self, n: SimNode) -> None:
@@ -146,6 +167,8 @@ class Cluster:
         st = n.raft.status()
         self.check.restarted(n.id, st.term, st.vote, st.commit)
         self.stats["restart"] += 1
+        if st.vote != NONE:
+            self.hit(self.stats, "vote survived restart")
         self.trace.ev(self.now, "restart", f"{n} hs={n.storage.hard_state}")
         self.after(n)
 
@@ -189,11 +212,29 @@ class Cluster:
             self.handle_ready(n)
 
     def _role_changed(self, n: SimNode, role: Role, term: int) -> None:
+        was, was_term = n.role, n.term
         n.role = role
         n.term = term
+        if was is Role.LEADER and role is Role.FOLLOWER and term == was_term:
+            r = n.raft
+            assert r is not None
+            if n.id not in r.conf_state.voters:
+                self.hit(self.stats, "leader removed itself")
+            elif not n.witness:
+                self.hit(self.stats, "leader stepped down: check quorum")
+        if role is Role.CANDIDATE:
+            cands = self.candidates.setdefault(term, set())
+            cands.add(n.id)
+            if len(cands) == 2:
+                self.hit(self.stats, "two candidates split vote")
         if role is Role.LEADER:
             self.check.leader_elected(n.id, term)
             self.stats["election"] += 1
+            self.elections += 1
+            self.elected_at[n.id] = self.now
+            self.fresh.append(n.id)
+            if self.timeout_now.pop(n.id, -1) == term - 1:
+                self.hit(self.stats, "transfer completed")
             if n.witness:
                 self.witness_led.append((term, n.id))
                 self.stats["witness led"] += 1
@@ -258,6 +299,7 @@ class Cluster:
                 self.trace.ev(self.now, "cut", fmt_msg(m))
             if type(m) is SnapshotRequest:
                 self._late_reports.append((m.frm, m.to, False))
+                self.hit(self.stats, "snapshot install lost")
         nodes = self.nodes
         for m in msgs:
             n = nodes.get(m.to)
@@ -273,6 +315,7 @@ class Cluster:
             if tm is SnapshotRequest:
                 self._reports.append((m.frm, m.to, True))
             elif tm is TimeoutNow:
+                self.timeout_now[m.to] = m.term
                 sender = nodes.get(m.frm)
                 if sender is not None and sender.witness:
                     self.witness_handovers.append((self.now, m.frm, m.to))
@@ -280,14 +323,51 @@ class Cluster:
 
     def send(self, m: Message) -> None:
         """Hand a message to the network (after its Ready was persisted)."""
+        tm = type(m)
+        if tm is VoteResponse or tm is AppendResponse:
+            self._check_backed(m)
+        elif tm is AppendRequest:
+            if m.entries and m.entries[0].data and self._is_witness(m.to):
+                src = self.nodes[m.frm].raft
+                if src is not None and len(src.conf_state.full_voters) == 1:
+                    self.hit(self.stats, "witness payload mode, one full voter")
+        elif tm is SnapshotRequest:
+            dst = self.nodes.get(m.to)
+            if dst is not None and dst.storage.last_index() == 0:
+                self.hit(self.stats, "snapshot to a just-added member")
         copies = self.net.send(m, self.now)
         if copies == 0:
             if self.trace.full:
                 self.trace.ev(self.now, "drop", fmt_msg(m))
-            if type(m) is SnapshotRequest:
+            if tm is SnapshotRequest:
                 self._late_reports.append((m.frm, m.to, False))
+                self.hit(self.stats, "snapshot install lost")
         elif self.trace.full:
             self.trace.ev(self.now, "send", fmt_msg(m) + (" x2" if copies == 2 else ""))
+
+    def _check_backed(self, m: Message) -> None:
+        """Persist before send: a granted vote and an acknowledged append are durable."""
+        st = self.nodes[m.frm].storage
+        if type(m) is VoteResponse:
+            if m.granted and not m.pre_vote:
+                hs = st.hard_state
+                # A later term also persisted is fine: the node never votes in m.term again.
+                if hs.term < m.term or (hs.term == m.term and hs.vote != m.to):
+                    raise Violation(
+                        "vote persisted before sent",
+                        f"n{m.frm} grants its term-{m.term} vote to n{m.to} but persisted "
+                        f"term {hs.term} vote {hs.vote}",
+                    )
+        elif type(m) is AppendResponse and not m.reject and m.index > st.last_index():
+            raise Violation(
+                "append persisted before acknowledged",
+                f"n{m.frm} acknowledges index {m.index} but persisted only up to "
+                f"{st.last_index()}",
+            )
+
+    def _is_witness(self, nid: int) -> bool:
+        n = self.nodes.get(nid)
+        return n is not None and n.witness
 
     # --- Ready processing ---------------------------------------------------------------
 
@@ -300,6 +380,25 @@ class Cluster:
         rd = r.ready()
         leader_term = n.leader_term if n.leader_term == r.term else 0
         snap = rd.snapshot
+        messages = rd.messages
+        if self.p.parallel_append and snap is None and messages and r.role is Role.LEADER:
+            # The node driver's parallel append (Raft thesis 10.2.1): a leader's
+            # appends and heartbeats leave before its own fsync when this Ready
+            # changes neither term nor vote; a crash may then cut the fsync short.
+            hs0, old = rd.hard_state, st.hard_state
+            if hs0 is None or (hs0.term == old.term and hs0.vote == old.vote):
+                later = []
+                for m in messages:
+                    if type(m) is AppendRequest or type(m) is Heartbeat:
+                        self.send(m)
+                    else:
+                        later.append(m)
+                messages = tuple(later)
+                if rd.entries and self.crash_unpersisted and self.rng.random() < (
+                    self.crash_unpersisted
+                ):
+                    self.crash(n, "with an unpersisted Ready (during the leader's fsync)")
+                    return
         if snap is not None:
             if leader_term:
                 raise Violation(
@@ -318,6 +417,7 @@ class Cluster:
                     n.kv = self._snap_state(n, snap.index).copy()
                 n.applied = snap.index
                 self.stats["snapshot installed"] += 1
+                self.hit(self.stats, "snapshot installed")
                 self.trace.ev(self.now, "install", f"n{n.id} snapshot {snap.index}/{snap.term}")
         ents = rd.entries
         if ents:
@@ -327,24 +427,30 @@ class Cluster:
             except (LogCompacted, LogUnavailable):
                 prev_term = -1
             ck.appended(n.id, ents, prev_term, st.last_index(), leader_term)
+            if first <= st.last_index():
+                self._note_truncation(n, ents)
             if n.witness and n.floor and first <= n.floor:
                 check_floor(n, ents)
             st.append(ents)
         hs = rd.hard_state
         if hs is not None:
+            if leader_term:
+                self._note_leader_commit(n, hs.commit, leader_term)
             rose = ck.hard_state(n.id, hs)
             st.set_hard_state(hs)
             if rose and hs.commit > ck.commit_index:
                 self._commit_advanced(n, hs.commit)
         if ck.leader_req and n.id in ck.leader_req:
             self._check_leader_log(n, r.term)
-        for m in rd.messages:
+        for m in messages:
             self.send(m)
         for e in rd.committed_entries:
             self._apply(n, e)
         for rs in rd.read_states:
             issue = ck.read_state(n.id, rs.index, rs.context)
             if issue is not None:
+                if self.elections > issue.epoch:
+                    self.hit(self.stats, "readindex across leader change")
                 if n.witness:
                     raise Violation("witness read", f"witness {n.id} released read state {rs}")
                 n.reads.append((rs.context, issue))
@@ -354,6 +460,40 @@ class Cluster:
         n.leader_term = r.term if r.role is Role.LEADER else 0
         if n.reads:
             self._serve_reads(n)
+
+    def _note_truncation(self, n: SimNode, ents: tuple[Entry, ...]) -> None:
+        """Count a real conflict (a stored term differs), not a witness's payload upgrade."""
+        st = n.storage
+        base = ents[0].index
+        lo = max(base, st.first_index())
+        hi = min(ents[-1].index, st.last_index())
+        if lo > hi:
+            return
+        old = st.entries(lo, st.last_index() + 1)
+        bad = next((o.index for o in old if o.index <= hi and o.term != ents[o.index - base].term),
+                   0)
+        if not bad:
+            return
+        self.hit(self.stats, "follower truncated suffix")
+        if any(o.type is EntryType.CONF_CHANGE for o in old if o.index >= bad):
+            self.hit(self.stats, "uncommitted conf change truncated")
+
+    def _note_leader_commit(self, n: SimNode, commit: int, term: int) -> None:
+        """A leader's commit moves only onto an entry of its own term (Raft §5.4.2:
+        earlier terms' entries commit only with one); counts the Figure 8 case."""
+        old = self.check.hard.get(n.id)
+        lo = (old.commit if old is not None else 0) + 1
+        st = n.storage
+        if commit < lo:
+            return
+        if st.term(commit) != term:
+            raise Violation(
+                "commit rule",
+                f"leader n{n.id} (term {term}) commits {commit}, an entry of term "
+                f"{st.term(commit)}, by counting replicas (Raft §5.4.2, Figure 8)",
+            )
+        if lo >= st.first_index() and st.term(lo) < term:
+            self.hit(self.stats, "previous-term entries committed")
 
     def _check_leader_log(self, n: SimNode, term: int) -> None:
         st = n.storage
@@ -374,16 +514,22 @@ class Cluster:
         self.check.committed(commit, term)
         lo = max(old + 1, st.first_index())
         if lo <= commit:
-            self._check_copies(st.entries(lo, commit + 1), f"committed via n{n.id}")
+            assert n.raft is not None
+            self._check_copies(st.entries(lo, commit + 1), f"committed via n{n.id}",
+                               len(n.raft.conf_state.voters))
 
-    def _check_copies(self, entries: list[Entry], why: str) -> None:
+    def _check_copies(self, entries: list[Entry], why: str, voters: int = 99) -> None:
         """Every committed entry's payload is held by two members (or all, if fewer).
 
         Any member's durable copy counts, learners' too: the configuration that
         committed an entry may already have promoted a learner (a change takes
         effect when appended, before ``self.conf``, the committed one, sees it).
         """
-        needed = min(2, len(self.conf.members))
+        # Voters, not members: a single voter commits on its own copy (a learner
+        # it has does not make the commit wait). ``voters``: the committing
+        # node's configuration, which counts changes appended but not committed
+        # (a removal down to one voter commits on the leader's copy alone).
+        needed = min(2, len(self.conf.voters), voters)
         holders = [m for m in self.nodes.values() if not m.removed]
         seen = self.check.entries
         for e in entries:
@@ -426,6 +572,7 @@ class Cluster:
     def _conf_committed(self, cc: ConfChange, index: int) -> None:
         self.conf = apply_conf_change(self.conf, cc)
         self.stats[f"committed {cc.type.name}"] += 1
+        self._note_conf(cc)
         self.trace.ev(self.now, "conf", f"{cc.type.name} n{cc.node_id} committed at {index}: "
                       f"{fmt_conf(self.conf)}")
         if cc.type is ConfChangeType.REMOVE:
@@ -437,6 +584,22 @@ class Cluster:
                 gone.removed = True
                 gone.raft = None
 
+    def _note_conf(self, cc: ConfChange) -> None:
+        cs, hit, st = self.conf, self.hit, self.stats
+        full = cs.full_voters
+        if len(cs.voters) == 2:
+            self.edge_seen = True
+            hit(st, "two voters" if len(full) == 2 else "one full voter + witness")
+        elif len(cs.voters) >= 3 and self.edge_seen:
+            hit(st, "back from the edge")
+        if cc.type is ConfChangeType.REMOVE:
+            gone = self.nodes.get(cc.node_id)
+            if gone is not None:
+                if gone.witness:
+                    hit(st, "witness removed")
+                if not gone.alive and not gone.removed:
+                    hit(st, "down member removed")
+
     def _drop_payloads(self, n: SimNode, floor: int) -> None:
         if not n.witness:
             raise Violation("payload floor", f"full node {n.id} was told payload floor {floor}")
@@ -444,6 +607,7 @@ class Cluster:
         old = max(st.payload_floor, st.snapshot().index)
         st.drop_payloads(floor)
         self.stats["witness floor"] += 1
+        self.hit(self.stats, "witness dropped payloads")
         n.floor = max(n.floor, floor)
         # Dropping must not leave a committed entry with a single copy.
         hi = min(floor, self.check.commit_index, st.last_index())
@@ -457,6 +621,8 @@ class Cluster:
             if n.applied >= issue.read_index:
                 self.check.read_served(ctx, issue, n.kv.written_at(issue.key))
                 self.stats["read served"] += 1
+                if issue.waited:
+                    self.hit(self.stats, "read waited for first commit")
             else:
                 keep.append((ctx, issue))
         n.reads = keep

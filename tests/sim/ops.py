@@ -11,7 +11,9 @@ from nexus_raft.consensus.core.messages import (
     Accepted,
     ConfChange,
     ConfChangeType,
+    EntryType,
     Rejected,
+    RejectReason,
     Role,
 )
 from tests.sim.checker import ReadIssue, Violation
@@ -20,21 +22,28 @@ from tests.sim.fmt import fmt_conf
 from tests.sim.kv import encode_put
 from tests.sim.node import SimNode
 from tests.sim.params import MAX_CLIENT_BACKLOG
+from tests.sim.situations import SITUATIONS
+
+hit = SITUATIONS.hit
 
 MAX_VOTERS = 5
 MAX_MEMBERS = 7
-MAX_CHURN = 6  # membership changes per seed, so runs stay small
+# The rule of issue 10 item 1 (etcd's): no conf change before the leader's first
+# entry commits. Checked directly, on top of the safety checks it protects.
+CHECK_CONF_GUARD = True
+MAX_CHURN = 6  # membership changes per seed (per phase of a long seed), so runs stay small
 
 
 class Ops:
     """Client, fault and membership operations on one cluster."""
 
-    __slots__ = ("c", "churned", "restart_at", "value")
+    __slots__ = ("c", "churned", "max_churn", "restart_at", "value")
 
     def __init__(self, cluster: Cluster) -> None:
         self.c = cluster
         self.value = 0  # makes every written value unique
         self.churned = 0
+        self.max_churn = MAX_CHURN
         self.restart_at: dict[int, int] = {}  # crashed node -> tick it comes back
 
     # --- the fault phase ---------------------------------------------------------------
@@ -50,6 +59,8 @@ class Ops:
                 n = c.nodes[nid]
                 if not n.removed and not n.alive:
                     c.restart(n)
+        if c.fresh:
+            self.fresh_leader()
         if p.p_partition and r() < p.p_partition:
             self.partition()
         if c.net.cut and r() < p.p_heal:
@@ -67,6 +78,27 @@ class Ops:
             self.propose(c.rng.randint(1, p.max_batch))
         if p.p_read and r() < p.p_read:
             self.read()
+
+    def fresh_leader(self) -> None:
+        """Aim at a leader elected this tick: a change, a transfer or a cut before it commits."""
+        c = self.c
+        fresh, c.fresh = c.fresh, []
+        r = c.rng.random
+        for nid in fresh:
+            n = c.nodes[nid]
+            if not self.leader_is(n):
+                continue
+            if r() < c.p.p_fresh_churn:
+                self.churn()
+            if r() < c.p.p_fresh_transfer:
+                self.transfer()
+            if r() < c.p.p_fresh_isolate and self.leader_is(n):
+                assert n.raft is not None
+                lg = n.raft.log
+                c.net.isolate(nid, list(c.nodes))
+                c.trace.ev(c.now, "isolate", f"n{nid} (fresh leader)")
+                if lg.term_or_zero(lg.committed) != n.raft.term:
+                    hit(c.stats, "fresh leader isolated")
 
     # --- faults -------------------------------------------------------------------------
 
@@ -175,20 +207,30 @@ class Ops:
             # A witness that has not yet seen the entry adding it is a plain
             # non-member to its core; its driver would refuse reads itself.
             return
-        issue = ReadIssue(n.id, key, c.check.commit_index, c.key_latest.get(key, 0), c.now)
+        issue = ReadIssue(n.id, key, c.check.commit_index, c.key_latest.get(key, 0), c.now,
+                          epoch=c.elections)
+        if n.role is Role.LEADER:
+            lg = n.raft.log
+            issue.waited = lg.term_or_zero(lg.committed) != n.raft.term
         c.check.read_issued(ctx, issue)
         c.after(n)
 
     # --- membership, transfers, snapshots ---------------------------------------------------
 
     def churn(self) -> None:
-        """Propose one random single-server membership change on the leader."""
+        """Propose one random single-server membership change on the leader.
+
+        Reaches the edges: down to two voters (two full, or one full voter
+        plus a witness) and back, removing the leader, the witness or a down
+        member; the core must refuse what is unsafe.
+        """
         c = self.c
         leader = c.leader()
-        if leader is None or leader.witness or self.churned >= MAX_CHURN:
+        if leader is None or leader.witness or self.churned >= self.max_churn:
             return
         assert leader.raft is not None
-        cs = leader.raft.status().conf_state
+        lr = leader.raft
+        cs = lr.status().conf_state
         full = cs.full_voters
         choices: list[str] = []
         members = len(cs.members)
@@ -196,15 +238,20 @@ class Ops:
             choices.append("add-voter")
             if not cs.witnesses:
                 choices.append("add-witness")
+                if len(cs.voters) == 1:
+                    choices.append("add-witness")  # towards 1 full + witness more often
         if len(cs.learners) < 2 and members < MAX_MEMBERS:
             choices.append("add-learner")
         if cs.learners and len(cs.voters) < MAX_VOTERS:
             choices.append("promote")
         if cs.learners:
             choices.append("remove-learner")
-        if len(cs.voters) > 3 and len(full) > 2:
+        if (len(cs.voters) >= 3 and len(full) >= 2) or (len(full) == 2 and not cs.witnesses):
+            # May leave 2 full voters, 1 full + witness (the core refuses it when a
+            # committed entry would keep one copy), or one voter, which a witness
+            # can then join: the only safe way to 1 full + witness.
             choices.append("remove-voter")
-        if cs.witnesses and len(cs.voters) > 3:
+        if cs.witnesses and len(cs.voters) >= 3:
             choices.append("remove-witness")
         if not choices:
             return
@@ -228,17 +275,60 @@ class Ops:
         elif what == "remove-witness":
             cc = ConfChange(ConfChangeType.REMOVE, rng.choice(sorted(cs.witnesses)))
         else:
-            # Mostly a follower; sometimes the leader removes itself.
-            pool = sorted(full - {leader.id}) if rng.random() < 0.85 else [leader.id]
+            down = sorted(i for i in full if i in c.nodes and not c.nodes[i].alive)
+            x = rng.random()
+            if down and x < 0.4:
+                pool = down  # a down member
+            elif x < 0.75:
+                pool = sorted(full - {leader.id})
+            elif len(cs.voters) > 2:
+                pool = [leader.id]  # the leader removes itself
+            else:
+                # Not from two voters: a leader that removed itself there and lost
+                # leadership before the removal committed leaves the other voter
+                # without the entry and without a vote (it is not a voter of its
+                # own log any more, so it never campaigns): a liveness hole of the
+                # core, reported in the findings of issue 11 (seeds 1 and 160).
+                pool = sorted(full - {leader.id})
             cc = ConfChange(ConfChangeType.REMOVE, rng.choice(pool))
-        out = leader.raft.propose_conf_change(cc)
+        first_uncommitted = lr.log.term_or_zero(lr.log.committed) != lr.term
+        out = lr.propose_conf_change(cc)
         c.trace.ev(c.now, "confchange", f"n{leader.id} {what} {cc.type.name} n{cc.node_id} "
                    f"on {fmt_conf(cs)} -> {out}")
         if isinstance(out, Accepted):
             self.churned += 1
-        elif spawned is not None:
-            c.despawn(spawned)
+            lg = lr.log
+            pending = [e.index for e in lg.entries(max(lg.committed + 1, lg.first_index()),
+                                                   lg.last_index() + 1)
+                       if e.type is EntryType.CONF_CHANGE]
+            if len(pending) > 1:
+                raise Violation(
+                    "one conf change at a time",
+                    f"leader n{leader.id} accepted {cc} with conf entries {pending} uncommitted "
+                    f"(commit {lg.committed})",
+                )
+            if c.now - c.elected_at.get(leader.id, -(10**9)) <= 2 * c.p.election_tick:
+                hit(c.stats, "conf accepted right after election")
+            if first_uncommitted and CHECK_CONF_GUARD:
+                raise Violation(
+                    "conf change before first commit",
+                    f"leader n{leader.id} (term {lr.term}) accepted {cc} at {out.index} before "
+                    f"an entry of its term committed (commit {lr.log.committed})",
+                )
+            transfer = c.rng.random() < c.p.p_transfer_in_change
+        else:
+            transfer = False
+            if out.reason is RejectReason.LEADER_NOT_READY or (
+                out.reason is RejectReason.CONF_CHANGE_PENDING and first_uncommitted
+            ):
+                hit(c.stats, "conf refused: first entry uncommitted")
+            elif out.reason is RejectReason.CONF_CHANGE_PENDING:
+                hit(c.stats, "conf refused: change pending")
+            if spawned is not None:
+                c.despawn(spawned)
         c.after(leader)
+        if transfer:
+            self.transfer()
 
     def transfer(self) -> None:
         """Ask the leader to hand leadership to another voter (rarely the witness)."""
@@ -254,6 +344,9 @@ class Ops:
         if c.rng.random() < 0.9 and (cs.full_voters - {leader.id}):
             pool = sorted(cs.full_voters - {leader.id})
         target = c.rng.choice(pool)
+        lg = leader.raft.log
+        if leader.raft.pending_conf_index > lg.committed:
+            hit(c.stats, "transfer during conf change")
         out = leader.raft.transfer_leadership(target)
         c.trace.ev(c.now, "transfer", f"n{leader.id} -> n{target}: {out}")
         c.stats["transfer requested"] += 1

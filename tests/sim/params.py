@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 SCENARIO_RANDOM = "random"
 SCENARIO_WITNESS_STALL = "witness-stall"
+SCENARIO_LONG = "long"  # phases of faults and changes, at least LONG_TICKS in all
+LONG_TICKS = 20_000
 
 # Clients stop proposing while the leader has this many uncommitted entries (a
 # client's bounded window). Without it a slow configuration (1 entry per message,
@@ -51,6 +53,11 @@ class SimParams:
     p_snapshot: float
     p_propose: float
     p_read: float
+    p_fresh_churn: float  # per new leader: a conf change at once (before its first commit)
+    p_fresh_transfer: float  # per new leader: a transfer at once
+    p_fresh_isolate: float  # per new leader: cut it off at once
+    p_transfer_in_change: float  # per accepted conf change: a transfer right after it
+    parallel_append: bool  # a leader sends appends before its own fsync (the driver's default)
     max_batch: int
     keys: int
 
@@ -65,7 +72,10 @@ class SimParams:
 def draw(seed: int, rng: random.Random) -> SimParams:
     """The parameters of ``seed`` (consumes ``rng``, the seed's one generator)."""
     r = rng.random
-    scenario = SCENARIO_WITNESS_STALL if r() < 0.12 else SCENARIO_RANDOM
+    x = r()
+    scenario = (
+        SCENARIO_WITNESS_STALL if x < 0.12 else SCENARIO_LONG if x < 0.22 else SCENARIO_RANDOM
+    )
     if scenario == SCENARIO_WITNESS_STALL:
         full, witness, learners = 2, True, 0
     else:
@@ -78,6 +88,7 @@ def draw(seed: int, rng: random.Random) -> SimParams:
             full, witness = rng.choice((3, 3, 4, 5)), False
         learners = 1 if r() < 0.3 else 0
     lossy = r() < 0.6
+    long = scenario == SCENARIO_LONG
     return SimParams(
         seed=seed,
         scenario=scenario,
@@ -88,8 +99,10 @@ def draw(seed: int, rng: random.Random) -> SimParams:
         heartbeat_tick=rng.choice((1, 2, 2, 3, 3)),
         pre_vote=r() < 0.85,
         check_quorum=r() < 0.85,
-        max_entries_per_msg=rng.choice((1, 8, 64, 64)),
-        max_size_per_msg=rng.choice((64, 1024, 1 << 20)),
+        max_entries_per_msg=rng.choice((8, 64) if long else (1, 8, 64, 64)),
+        # A long seed's logs grow large: one tiny entry per message would make it
+        # cost minutes, so long seeds batch at least a few entries per message.
+        max_size_per_msg=rng.choice((1024, 1 << 20) if long else (64, 1024, 1 << 20)),
         max_inflight_msgs=rng.choice((1, 4, 256)),
         fault_ticks=rng.randint(60, 180),
         loss=rng.choice((0.01, 0.05, 0.15)) if lossy else 0.0,
@@ -109,4 +122,9 @@ def draw(seed: int, rng: random.Random) -> SimParams:
         p_read=rng.choice((0.0, 0.1, 0.3)),
         max_batch=rng.choice((1, 2, 5)),
         keys=rng.choice((2, 8)),
+        p_fresh_churn=rng.choice((0.0, 0.2, 0.5)),
+        p_fresh_transfer=rng.choice((0.0, 0.0, 0.1)),
+        p_fresh_isolate=rng.choice((0.0, 0.05, 0.15)),
+        p_transfer_in_change=rng.choice((0.0, 0.1, 0.3)),
+        parallel_append=r() < 0.7,
     )

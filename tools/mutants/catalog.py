@@ -1,0 +1,281 @@
+# ruff: noqa: E501  (search texts are exact lines of the code they mutate)
+"""The mutants: deliberate safety bugs, each an exact search/replace against a named file.
+
+Every mutant must be caught by the simulators (within the CI seed budget) or
+the fast tests; a survivor is a hole in the verification. A search text that
+does not occur exactly once makes the run fail with the mutant's name: the
+code moved, so the mutant is updated rather than silently skipped.
+
+``origin`` says where the bug comes from: a textbook Raft mistake, or an item
+of issue 10 re-introduced (the fix commit shows what its mutant reverts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MUTANTS", "Edit", "Mutant"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``old`` (which must occur exactly once) by ``new`` in ``file``."""
+
+    file: str
+    old: str
+    new: str
+
+
+CORE_TESTS = ("tests/consensus/core", "tests/sim")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One deliberate bug; ``tests``: what the fast-tests check runs (after the simulators)."""
+
+    name: str
+    what: str
+    origin: str
+    edits: tuple[Edit, ...]
+    tests: tuple[str, ...] = CORE_TESTS
+
+
+_CORE = "nexus_raft/consensus/core/"
+_REPL = _CORE + "replication.py"
+_RAFT = _CORE + "raft.py"
+_LOG = _CORE + "log.py"
+_ELECTION = _CORE + "election.py"
+_FOLLOWER = _CORE + "follower.py"
+_DRIVER = "nexus_raft/consensus/node/driver.py"
+
+
+def _m(
+    name: str, what: str, origin: str, *edits: tuple[str, str, str],
+    tests: tuple[str, ...] = CORE_TESTS,
+) -> Mutant:
+    return Mutant(name, what, origin, tuple(Edit(f, o, n) for f, o, n in edits), tests)
+
+
+_PAYLOADS = _CORE + "payloads.py"
+_NODE = "nexus_raft/consensus/node/"
+_NODE_TESTS = ("tests/consensus/node",)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    _m(
+        "figure-8 commit",
+        "count a previous-term entry toward commit by counting replicas",
+        "Raft §5.4.2",
+        (_REPL, "if c <= lg.committed or lg.term_or_zero(c) != self.term:",
+         "if c <= lg.committed:"),
+    ),
+    _m(
+        "leader counts own unpersisted entry",
+        "the leader's match moves when it appends, not when its copy is persisted",
+        "Raft thesis 10.2.1",
+        (_RAFT, "        index = self.log.append_new(term, data)\n",
+         "        index = self.log.append_new(term, data)\n"
+         "        self.prs[nid].maybe_update(index)\n"),
+        (_REPL, "        self.log.append(ents)\n        self.note_appended(ents)\n",
+         "        self.log.append(ents)\n        self.note_appended(ents)\n"
+         "        if self.id in self.prs:\n"
+         "            self.prs[self.id].maybe_update(self.log.last_index())\n"),
+    ),
+    _m(
+        "vote not persisted",
+        "a granted vote is not part of the hard state handed out to persist",
+        "Raft §5.2 (persist before answering)",
+        (_RAFT, "        if ph.term != self.term or ph.vote != self.vote or ph.commit != lg.committed:\n"
+         "            hard = self._prev_hard = self.hard_state()",
+         "        if ph.term != self.term or ph.commit != lg.committed:\n"
+         "            hard = self._prev_hard = self.hard_state()"),
+    ),
+    _m(
+        "vote without up-to-date check",
+        "grant a vote to a candidate whose log is behind",
+        "Raft §5.4.1",
+        (_ELECTION, "        up_to_date = self._log_ok_for(m)\n", "        up_to_date = True\n"),
+    ),
+    _m(
+        "append without log matching",
+        "a follower appends without checking the entry before the new ones",
+        "Raft §5.3",
+        (_LOG, "        if not self.match_term(prev_index, prev_term):\n            return None\n"
+         "        last_new",
+         "        if prev_index > self.last_index():\n            return None\n        last_new"),
+    ),
+    _m(
+        "follower commits past the leader's entries",
+        "a follower raises its commit to the leader's, beyond the entries it verified",
+        "Raft §5.3 (commit = min(leaderCommit, index of last new entry))",
+        (_LOG, "        self.commit_to(min(commit, last_new))",
+         "        self.commit_to(min(commit, self.last_index()))"),
+    ),
+    _m(
+        "heartbeat commit not clamped to match",
+        "a heartbeat tells a follower the leader's commit even beyond what it matched",
+        "etcd raft (sendHeartbeat)",
+        (_REPL, "                told = min(pr.match, committed)\n                self.send(\n"
+         "                    Heartbeat(",
+         "                told = committed\n                self.send(\n                    Heartbeat("),
+    ),
+    _m(
+        "apply before commit",
+        "entries are handed out to apply once persisted, committed or not",
+        "Raft §5.3",
+        (_LOG, "        return min(self.committed, self._offset - 1)",
+         "        return self._offset - 1"),
+    ),
+    _m(
+        "quorum off by one",
+        "a majority of n is n // 2 (half the voters elect and commit)",
+        "Raft §5.2",
+        (_CORE + "quorum.py", "    return n // 2 + 1", "    return max(1, n // 2)"),
+    ),
+    _m(
+        "pending conf change guard removed",
+        "a second configuration change is accepted while one is uncommitted",
+        "Raft thesis §4.1",
+        (_RAFT, "        if self.pending_conf_index > lg.committed:\n"
+         "            return Rejected(RejectReason.CONF_CHANGE_PENDING, self.id)",
+         "        if False:\n            return Rejected(RejectReason.CONF_CHANGE_PENDING, self.id)"),
+    ),
+    _m(
+        "conf not rolled back on truncation",
+        "a truncated configuration entry stays in effect",
+        "Raft thesis §4.1 (a change takes effect when appended, and is undone with it)",
+        (_CORE + "state.py", "        if hist[-1][0] >= first:\n            while",
+         "        if False:\n            while"),
+    ),
+    _m(
+        "ReadIndex without heartbeat quorum",
+        "the leader answers a read at once, without confirming it still leads",
+        "Raft thesis §6.4",
+        (_REPL, "        if voters == {self.id}:\n            self._answer_read(lg.committed, context, "
+         "requester)",
+         "        if True:\n            self._answer_read(lg.committed, context, requester)"),
+    ),
+    _m(
+        "ReadIndex before the leader's first commit",
+        "a new leader serves reads at its (possibly stale) commit index",
+        "Raft thesis §6.4",
+        (_REPL, "        if lg.term_or_zero(lg.committed) != self.term:\n"
+         "            # Our commit index may be stale",
+         "        if False:\n            # Our commit index may be stale"),
+    ),
+    _m(
+        "witness floor equal to commit",
+        "the leader tells witnesses to drop every committed payload",
+        "witness payload rule (issue 4)",
+        (_PAYLOADS, "        return min(second, self.log.committed)",
+         "        return self.log.committed"),
+    ),
+    _m(
+        "witness counted as payload holder without payload",
+        "a witness's metadata-only copy counts as the second payload copy",
+        "witness payload rule (issue 4)",
+        (_PAYLOADS, "                m = min(pr.payload_match, pr.match)",
+         "                m = pr.match"),
+    ),
+    _m(
+        "witness drops above its commit",
+        "a witness drops payloads up to the leader's floor even past its own commit",
+        "witness payload rule (issue 4)",
+        (_FOLLOWER, "        floor = min(floor, self.log.committed)\n", ""),
+    ),
+    _m(
+        "session answer not deduplicated",
+        "a retried write with the same (client, seq) is applied again",
+        "KV sessions (exactly-once writes)",
+        ("nexus_raft/kv/sessions.py", "        if seq == s.seq:\n            return Verdict.DUPLICATE",
+         "        if seq == s.seq and False:\n            return Verdict.DUPLICATE"),
+        tests=("tests/kv",),
+    ),
+    _m(
+        "messages sent before the Ready is persisted",
+        "the driver sends every message (acks and votes too) before the fsync",
+        "persist before send (DESIGN.md)",
+        (_DRIVER, "                if isinstance(m, (AppendRequest, Heartbeat)):\n",
+         "                if True:\n"),
+        (_DRIVER, "        if self.parallel_append and snap is None and not vote_changed and messages:",
+         "        if messages:"),
+        tests=_NODE_TESTS,
+    ),
+    # --- issue 10, each fix reverted alone (the fix commit shows what is reverted) ---
+    _m(
+        "#10.1 conf change before the first commit",
+        "a new leader accepts a membership change before an entry of its term commits",
+        "issue 10 item 1 (fix dcc7d19)",
+        (_RAFT, "        if lg.term_or_zero(lg.committed) != self.term:\n            # Until an entry",
+         "        if False:\n            # Until an entry"),
+    ),
+    _m(
+        "#10.3 witness floor with one full voter",
+        "with fewer than two full voters the floor is the commit index again",
+        "issue 10 item 3 (fix 58f585c)",
+        (_PAYLOADS, "        return min(second, self.log.committed)",
+         "        return min(second if len(cs.full_voters) > 1 else first, self.log.committed)"),
+    ),
+    _m(
+        "#10.3 unsafe removal accepted",
+        "a removal that leaves a committed entry with one full copy is accepted",
+        "issue 10 item 3 (fix 58f585c)",
+        (_RAFT, "        if cc.type is ConfChangeType.REMOVE and self.conf_state.witnesses:",
+         "        if False:"),
+    ),
+    _m(
+        "#10.4 witness end is its last index",
+        "a 2+1 witness judges votes, campaigns and transfers by its metadata-only tail",
+        "issue 10 item 4 (fix d945cc7)",
+        (_CORE + "state.py", "        end = self.witness_payload_index()\n        if end >= last:",
+         "        end = last\n        if end >= last:"),
+    ),
+    _m(
+        "#10.7 witness cap counts the unpersisted leader",
+        "the payload rule counts the leader's own copy before it is persisted",
+        "issue 10 item 7 (fix f118193)",
+        (_PAYLOADS, "        first = self.log.persisted_index()  # this leader's durable copy",
+         "        first = self.log.last_index()  # this leader's durable copy"),
+    ),
+    _m(
+        "#10.2 restore after the log save without recovery",
+        "a crash between the log's snapshot record and the restore is not finished at start",
+        "issue 10 item 2 (fix be9849c)",
+        (_NODE + "boot.py", "    if sm_applied < snap.index:\n        if not kept.is_file():",
+         "    if False:\n        if not kept.is_file():"),
+        tests=("tests/consensus/node/test_node_snapshot_install.py",),
+    ),
+    _m(
+        "#10.5 unsynced Raft batch plus synced marker",
+        "a Raft batch is written unsynced, then a small synced marker",
+        "issue 10 item 5 (fix f81bef2)",
+        ("nexus_raft/consensus/log/store.py", "    store.apply_batch(batch, sync=True)",
+         "    store.apply_batch(batch)\n    if not store.sync:\n        store.flush()"),
+        tests=("tests/consensus/log",),
+    ),
+    _m(
+        "#10.6 answers paired across kinds",
+        "a peer's request is paired with any answer to its sender, whatever its kind",
+        "issue 10 item 6 (fix fa6b4b5)",
+        (_NODE + "answers.py", "            if type(out) is kind and out.to == m.frm:",
+         "            if out.to == m.frm:"),
+        tests=("tests/consensus/node/test_node_peer_requests.py",),
+    ),
+    _m(
+        "#10.9 read contexts restart at 1",
+        "a read's context has no per-start random part",
+        "issue 10 item 9 (fix fa6b4b5)",
+        (_NODE + "propose.py", "        return _CTX.pack(self.id, self._ctx_nonce, next(self._ctx))",
+         "        return _CTX.pack(self.id, 0, next(self._ctx))"),
+        tests=("tests/consensus/node/test_node_peer_requests.py",),
+    ),
+    _m(
+        "#10.10 sessions expire by the leader's wall clock",
+        "the log clock follows the leader's timestamp wherever it jumps",
+        "issue 10 item 10 (fix 763412d)",
+        ("nexus_raft/kv/sessions.py",
+         "        return max(newest.timestamp_ms, min(timestamp_ms, ceiling))",
+         "        return timestamp_ms"),
+        tests=("tests/kv/test_sessions.py",),
+    ),
+)
