@@ -44,6 +44,7 @@ from tests.sim.fmt import fmt_conf, fmt_msg
 from tests.sim.kv import KV, decode_put
 from tests.sim.network import Network
 from tests.sim.node import SimNode, check_floor, holds
+from tests.sim.observe import check_backed, note_leader_commit, note_truncation
 from tests.sim.params import SimParams
 from tests.sim.situations import SITUATIONS
 from tests.sim.trace import Trace
@@ -325,7 +326,7 @@ class Cluster:
         """Hand a message to the network (after its Ready was persisted)."""
         tm = type(m)
         if tm is VoteResponse or tm is AppendResponse:
-            self._check_backed(m)
+            check_backed(self, m)
         elif tm is AppendRequest:
             if m.entries and m.entries[0].data and self._is_witness(m.to):
                 src = self.nodes[m.frm].raft
@@ -344,26 +345,6 @@ class Cluster:
                 self.hit(self.stats, "snapshot install lost")
         elif self.trace.full:
             self.trace.ev(self.now, "send", fmt_msg(m) + (" x2" if copies == 2 else ""))
-
-    def _check_backed(self, m: Message) -> None:
-        """Persist before send: a granted vote and an acknowledged append are durable."""
-        st = self.nodes[m.frm].storage
-        if type(m) is VoteResponse:
-            if m.granted and not m.pre_vote:
-                hs = st.hard_state
-                # A later term also persisted is fine: the node never votes in m.term again.
-                if hs.term < m.term or (hs.term == m.term and hs.vote != m.to):
-                    raise Violation(
-                        "vote persisted before sent",
-                        f"n{m.frm} grants its term-{m.term} vote to n{m.to} but persisted "
-                        f"term {hs.term} vote {hs.vote}",
-                    )
-        elif type(m) is AppendResponse and not m.reject and m.index > st.last_index():
-            raise Violation(
-                "append persisted before acknowledged",
-                f"n{m.frm} acknowledges index {m.index} but persisted only up to "
-                f"{st.last_index()}",
-            )
 
     def _is_witness(self, nid: int) -> bool:
         n = self.nodes.get(nid)
@@ -428,14 +409,14 @@ class Cluster:
                 prev_term = -1
             ck.appended(n.id, ents, prev_term, st.last_index(), leader_term)
             if first <= st.last_index():
-                self._note_truncation(n, ents)
+                note_truncation(self, n, ents)
             if n.witness and n.floor and first <= n.floor:
                 check_floor(n, ents)
             st.append(ents)
         hs = rd.hard_state
         if hs is not None:
             if leader_term:
-                self._note_leader_commit(n, hs.commit, leader_term)
+                note_leader_commit(self, n, hs.commit, leader_term)
             rose = ck.hard_state(n.id, hs)
             st.set_hard_state(hs)
             if rose and hs.commit > ck.commit_index:
@@ -460,40 +441,6 @@ class Cluster:
         n.leader_term = r.term if r.role is Role.LEADER else 0
         if n.reads:
             self._serve_reads(n)
-
-    def _note_truncation(self, n: SimNode, ents: tuple[Entry, ...]) -> None:
-        """Count a real conflict (a stored term differs), not a witness's payload upgrade."""
-        st = n.storage
-        base = ents[0].index
-        lo = max(base, st.first_index())
-        hi = min(ents[-1].index, st.last_index())
-        if lo > hi:
-            return
-        old = st.entries(lo, st.last_index() + 1)
-        bad = next((o.index for o in old if o.index <= hi and o.term != ents[o.index - base].term),
-                   0)
-        if not bad:
-            return
-        self.hit(self.stats, "follower truncated suffix")
-        if any(o.type is EntryType.CONF_CHANGE for o in old if o.index >= bad):
-            self.hit(self.stats, "uncommitted conf change truncated")
-
-    def _note_leader_commit(self, n: SimNode, commit: int, term: int) -> None:
-        """A leader's commit moves only onto an entry of its own term (Raft §5.4.2:
-        earlier terms' entries commit only with one); counts the Figure 8 case."""
-        old = self.check.hard.get(n.id)
-        lo = (old.commit if old is not None else 0) + 1
-        st = n.storage
-        if commit < lo:
-            return
-        if st.term(commit) != term:
-            raise Violation(
-                "commit rule",
-                f"leader n{n.id} (term {term}) commits {commit}, an entry of term "
-                f"{st.term(commit)}, by counting replicas (Raft §5.4.2, Figure 8)",
-            )
-        if lo >= st.first_index() and st.term(lo) < term:
-            self.hit(self.stats, "previous-term entries committed")
 
     def _check_leader_log(self, n: SimNode, term: int) -> None:
         st = n.storage
