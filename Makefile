@@ -35,7 +35,7 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	touch $@
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check nexus_raft tests bench tools
+	$(BIN)/ruff check nexus_raft tests bench tools examples
 	$(BIN)/mypy
 
 test: lint

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,17 +114,20 @@ class _Demo:
     def __init__(self, workdir: Path, *, witness: bool, keys: int) -> None:
         full = [1, 2, 3]
         ids = [*full, 4] if witness else full
-        ports = _free_ports(len(ids))
-        addresses = {i: f"127.0.0.1:{p}" for i, p in zip(ids, ports, strict=True)}
+        ports = _free_ports(2 * len(ids))
+        addresses = {i: f"127.0.0.1:{p}" for i, p in zip(ids, ports, strict=False)}
+        self.metrics = {i: f"127.0.0.1:{p}" for i, p in zip(ids, ports[len(ids) :], strict=True)}
         peers = ",".join(f"{i}={a}" for i, a in addresses.items())
         self.members: dict[int, _Member] = {}
         for i in ids:
             args = [
                 "--id", str(i), "--listen", addresses[i], "--peers", peers,
                 "--data-dir", str(workdir / f"node{i}"), "--log-level", "info",
-            ]  # fmt: skip
+            ]
             if witness:
                 args += ["--witness", "4"]
+            if i != 4:  # full members serve Prometheus metrics and health probes
+                args += ["--metrics-listen", self.metrics[i]]
             self.members[i] = _Member(
                 i, addresses[i], args, workdir / f"node{i}.log", witness=(i == 4)
             )
@@ -292,6 +296,45 @@ class _Demo:
         ]
         for line in _table(metrics):
             _say("      " + line)
+        await self.show_operations(client)
+
+    async def show_operations(self, client: Client) -> None:
+        """What an operator sees: ``nexusctl endpoint status`` and a metrics excerpt."""
+        eps = ",".join(self.endpoints())
+        _say()
+        _say(f"      $ nexusctl --endpoints {eps} endpoint status")
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(
+            None,
+            lambda: subprocess.run(
+                [sys.executable, "-m", "nexus_raft.cli.ctl", "--endpoints", eps,
+                 "endpoint", "status"],
+                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            ),
+        )
+        for line in (out.stdout + out.stderr).splitlines():
+            _say("      " + line)
+        info = await client.status()
+        leader = info.leader_id if info.leader_id in self.metrics else self.full[0]
+        address = self.metrics[leader]
+        _say(f"      $ curl -s http://{address}/metrics | grep ...   (member {leader})")
+        text = await loop.run_in_executor(None, _fetch, f"http://{address}/metrics")
+        wanted = ("nexus_server_has_leader ", "nexus_server_is_leader ",
+                  "nexus_server_leader_changes_seen_total ",
+                  "nexus_server_proposals_committed_total ",
+                  "nexus_server_proposals_applied_total ", "nexus_server_proposals_failed_total ",
+                  "nexus_disk_wal_fsync_duration_seconds_count ",
+                  "nexus_disk_wal_fsync_duration_seconds_sum ",
+                  "nexus_network_peer_round_trip_time_seconds_count",
+                  "nexus_disk_db_total_size_in_bytes ", "nexus_kv_revision ")
+        for line in text.splitlines():
+            if line.startswith(wanted):
+                _say("      " + line)
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return str(r.read().decode())
 
 
 def _table(rows: Sequence[Sequence[str]]) -> Iterator[str]:

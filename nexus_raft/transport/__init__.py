@@ -44,6 +44,8 @@ from nexus_raft.transport.errors import (
     RemoteError,
     SnapshotCorrupted,
     SnapshotRejected,
+    SubscriberTooSlow,
+    Unimplemented,
 )
 from nexus_raft.transport.handler import RaftHandler
 from nexus_raft.transport.identity import PeerIdentity, authenticated_member
@@ -54,6 +56,13 @@ from nexus_raft.transport.options import (
     Timeouts,
 )
 from nexus_raft.transport.pool import RaftClientPool
+from nexus_raft.transport.pubsub import (
+    Publisher,
+    PubSubClient,
+    PubSubMessage,
+    SlowPolicy,
+    Subscription,
+)
 from nexus_raft.transport.server import ExtraServicer, RaftServer, ServiceServer
 from nexus_raft.transport.stream import HeartbeatStream, StreamReset
 from nexus_raft.transport.tls import TLSConfig
@@ -108,4 +117,12 @@ __all__ = [
     "RemoteError",
     "ClientClosed",
     "ListenFailed",
+    "Unimplemented",
+    "SubscriberTooSlow",
+    # publish/subscribe (pubsub.proto)
+    "Publisher",
+    "PubSubClient",
+    "PubSubMessage",
+    "SlowPolicy",
+    "Subscription",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ import grpc
 from nexus_raft.transport._generated import raft_pb2 as pb
 from nexus_raft.transport._generated import raft_pb2_grpc as pb_grpc
 from nexus_raft.transport.address import NodeAddress
-from nexus_raft.transport.errors import ClientClosed, from_rpc_error
+from nexus_raft.transport.errors import ClientClosed, DeadlineExceeded, from_rpc_error
 from nexus_raft.transport.options import (
     DEFAULT_CLUSTER_ID,
     MAX_MESSAGE_BYTES,
@@ -69,6 +70,7 @@ class RaftClient:
         timeouts: Timeouts | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         extra_channel_options: Sequence[tuple[str, int | str]] = (),
+        max_inflight: int = 64,
     ) -> None:
         if not isinstance(address, NodeAddress):
             raise TypeError(f"address must be NodeAddress, not {type(address).__name__}")
@@ -77,6 +79,10 @@ class RaftClient:
         if timeouts is not None and not isinstance(timeouts, Timeouts):
             raise TypeError(f"timeouts must be Timeouts or None, not {type(timeouts).__name__}")
         _check_uint("max_message_bytes", max_message_bytes)
+        if _check_uint("max_inflight", max_inflight) < 1:
+            raise ValueError("max_inflight must be >= 1")
+        self._max_inflight = max_inflight
+        self._slots = asyncio.Semaphore(max_inflight)
         self._address = address
         self._cluster_id = _check_cluster_id(cluster_id)
         self._timeouts = timeouts or Timeouts()
@@ -156,6 +162,34 @@ class RaftClient:
 
     # -- unary RPCs --------------------------------------------------------------
 
+    async def _unary(self, method: str, fn: Any, request: Any, timeout: float | None) -> Any:
+        """One unary call, within this client's in-flight bound.
+
+        At most ``max_inflight`` unary calls are on the channel at once; more
+        wait here (in order) for a slot, for at most their own ``timeout``.
+        Without the bound, thousands of simultaneous calls on one channel make
+        gRPC itself cancel a share of them (CANCELLED).
+        """
+        slots = self._slots
+        if slots.locked():
+            try:
+                await asyncio.wait_for(slots.acquire(), timeout)
+            except asyncio.TimeoutError:
+                raise DeadlineExceeded(
+                    f"{method} to {self._peer}: still {self._max_inflight} calls in flight"
+                    f" after {timeout}s",
+                    peer=self._peer,
+                    method=method,
+                ) from None
+        else:
+            await slots.acquire()
+        try:
+            return await fn(request, timeout=timeout, wait_for_ready=False)
+        except grpc.RpcError as exc:
+            self._raise(exc, method)
+        finally:
+            slots.release()
+
     async def request_vote(
         self,
         term: int,
@@ -188,12 +222,12 @@ class RaftClient:
             raise TypeError(f"request must be VoteRequest, not {type(request).__name__}")
         self._check_open("RequestVote")
         self._stamp(request)
-        try:
-            response: pb.VoteResponse = await self._stub.RequestVote(
-                request, timeout=self._timeout(timeout, self._timeouts.vote), wait_for_ready=False
-            )
-        except grpc.RpcError as exc:
-            self._raise(exc, "RequestVote")
+        response: pb.VoteResponse = await self._unary(
+            "RequestVote",
+            self._stub.RequestVote,
+            request,
+            self._timeout(timeout, self._timeouts.vote),
+        )
         return response
 
     async def append_entries(
@@ -204,12 +238,12 @@ class RaftClient:
             raise TypeError(f"request must be AppendRequest, not {type(request).__name__}")
         self._check_open("AppendEntries")
         self._stamp(request)
-        try:
-            response: pb.AppendResponse = await self._stub.AppendEntries(
-                request, timeout=self._timeout(timeout, self._timeouts.append), wait_for_ready=False
-            )
-        except grpc.RpcError as exc:
-            self._raise(exc, "AppendEntries")
+        response: pb.AppendResponse = await self._unary(
+            "AppendEntries",
+            self._stub.AppendEntries,
+            request,
+            self._timeout(timeout, self._timeouts.append),
+        )
         return response
 
     async def timeout_now(
@@ -223,14 +257,12 @@ class RaftClient:
             to=self._address.node_id,
         )
         self._check_open("TimeoutNow")
-        try:
-            response: pb.TimeoutNowResponse = await self._stub.TimeoutNow(
-                request,
-                timeout=self._timeout(timeout, self._timeouts.timeout_now),
-                wait_for_ready=False,
-            )
-        except grpc.RpcError as exc:
-            self._raise(exc, "TimeoutNow")
+        response: pb.TimeoutNowResponse = await self._unary(
+            "TimeoutNow",
+            self._stub.TimeoutNow,
+            request,
+            self._timeout(timeout, self._timeouts.timeout_now),
+        )
         return response
 
     async def read_index(
@@ -247,14 +279,12 @@ class RaftClient:
             context=context,
         )
         self._check_open("ReadIndex")
-        try:
-            response: pb.ReadIndexResponse = await self._stub.ReadIndex(
-                request,
-                timeout=self._timeout(timeout, self._timeouts.read_index),
-                wait_for_ready=False,
-            )
-        except grpc.RpcError as exc:
-            self._raise(exc, "ReadIndex")
+        response: pb.ReadIndexResponse = await self._unary(
+            "ReadIndex",
+            self._stub.ReadIndex,
+            request,
+            self._timeout(timeout, self._timeouts.read_index),
+        )
         return response
 
     async def forward(
@@ -270,12 +300,12 @@ class RaftClient:
         self._check_open("Forward")
         self._stamp(request)
         default = request.timeout_ms / 1000.0 + 1.0 if request.timeout_ms else 10.0
-        try:
-            response: pb.ForwardResponse = await self._stub.Forward(
-                request, timeout=self._timeout(timeout, default), wait_for_ready=False
-            )
-        except grpc.RpcError as exc:
-            self._raise(exc, "Forward")
+        response: pb.ForwardResponse = await self._unary(
+            "Forward",
+            self._stub.Forward,
+            request,
+            self._timeout(timeout, default),
+        )
         return response
 
     # -- streams -------------------------------------------------------------------

@@ -30,7 +30,9 @@ __all__ = [
     "RemoteError",
     "SnapshotCorrupted",
     "SnapshotRejected",
+    "SubscriberTooSlow",
     "TransportError",
+    "Unimplemented",
     "from_rpc_error",
 ]
 
@@ -110,8 +112,16 @@ class PeerRefused(_PeerError):
         """The member id the refused request claimed to come from, when known."""
 
 
+class SubscriberTooSlow(_PeerError):
+    """A pub/sub server ended this subscription: it fell behind its queue bound."""
+
+
 class RemoteError(_PeerError):
     """The peer's handler failed, or the peer answered with an unexpected status."""
+
+
+class Unimplemented(RemoteError):
+    """The peer does not serve this method (a handler that implements only some)."""
 
 
 class ClientClosed(_PeerError):
@@ -175,4 +185,6 @@ def from_rpc_error(
         return MalformedMessage(text, **kwargs)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return PeerUnavailable(text, **kwargs)
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return Unimplemented(text, **kwargs)
     return RemoteError(text, **kwargs)

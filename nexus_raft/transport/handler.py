@@ -16,10 +16,11 @@ HANDLER_METHODS = (
     "timeout_now",
     "read_index",
 )
-"""The methods a handler must have (RaftServer checks them at construction).
+"""The methods a handler may have; it needs at least one (RaftServer checks at construction).
 
-``forward`` is optional: a handler without it answers ``Forward`` calls with
-UNIMPLEMENTED (the caller sees :class:`~nexus_raft.transport.errors.RemoteError`)."""
+A method the handler does not define (``forward`` included) answers
+UNIMPLEMENTED, which the caller sees as
+:class:`~nexus_raft.transport.errors.Unimplemented`."""
 
 
 @runtime_checkable

@@ -149,6 +149,16 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
     def _proven(self, context: Any) -> int | None:
         return authenticated_member(context, self._identity)
 
+    async def _method(self, context: Any, name: str, cluster_id: str) -> Any:
+        """The handler's ``name`` method, or an UNIMPLEMENTED answer when it has none."""
+        fn = getattr(self._handler, name, None)
+        if fn is None:
+            if cluster_id != self._cluster_id:
+                await self._refuse_cluster(context, cluster_id)
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"this server does not serve {name}")
+            raise AssertionError("unreachable: abort raises")
+        return fn
+
     async def _unary(
         self,
         method: str,
@@ -175,13 +185,21 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
 
     async def RequestVote(self, request: pb.VoteRequest, context: Any) -> pb.VoteResponse:
         return await self._unary(  # type: ignore[no-any-return]
-            "request_vote", self._handler.request_vote, request, context, pb.VoteResponse,
+            "request_vote",
+            await self._method(context, "request_vote", request.cluster_id),
+            request,
+            context,
+            pb.VoteResponse,
             request.candidate_id,
         )
 
     async def AppendEntries(self, request: pb.AppendRequest, context: Any) -> pb.AppendResponse:
         return await self._unary(  # type: ignore[no-any-return]
-            "append_entries", self._handler.append_entries, request, context, pb.AppendResponse,
+            "append_entries",
+            await self._method(context, "append_entries", request.cluster_id),
+            request,
+            context,
+            pb.AppendResponse,
             request.leader_id,
         )
 
@@ -189,13 +207,21 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
         self, request: pb.TimeoutNowRequest, context: Any
     ) -> pb.TimeoutNowResponse:
         return await self._unary(  # type: ignore[no-any-return]
-            "timeout_now", self._handler.timeout_now, request, context, pb.TimeoutNowResponse,
+            "timeout_now",
+            await self._method(context, "timeout_now", request.cluster_id),
+            request,
+            context,
+            pb.TimeoutNowResponse,
             request.leader_id,
         )
 
     async def ReadIndex(self, request: pb.ReadIndexRequest, context: Any) -> pb.ReadIndexResponse:
         return await self._unary(  # type: ignore[no-any-return]
-            "read_index", self._handler.read_index, request, context, pb.ReadIndexResponse,
+            "read_index",
+            await self._method(context, "read_index", request.cluster_id),
+            request,
+            context,
+            pb.ReadIndexResponse,
             request.from_id,
         )
 
@@ -226,8 +252,11 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
         )
         slots = asyncio.Semaphore(self._window)
         loop = asyncio.get_running_loop()
-        append = self._handler.append_entries
+        append = getattr(self._handler, "append_entries", None)
         cluster_id = self._cluster_id
+        if append is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server does not serve appends")
+            raise AssertionError("unreachable: abort raises")
         proven = self._proven(context)  # one TLS session per stream: read it once
 
         async def read_requests() -> None:
@@ -305,6 +334,7 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
                 "snapshot stream must start with meta",
             )
         meta = first.meta
+        install = await self._method(context, "install_snapshot", meta.cluster_id)
         if meta.cluster_id != self._cluster_id:
             await self._refuse_cluster(context, meta.cluster_id)
         refused = self._identity_error(self._proven(context), meta.leader_id)
@@ -312,7 +342,7 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
             await self._refuse(context, "install_snapshot", refused)
         chunks = ChunkReader(messages)
         try:
-            ack = await self._handler.install_snapshot(meta, chunks)
+            ack = await install(meta, chunks)
         except SnapshotCorrupted as exc:
             await self._reject_snapshot(context, grpc.StatusCode.DATA_LOSS, str(exc))
         except PeerRefused as exc:

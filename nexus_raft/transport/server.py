@@ -34,9 +34,15 @@ ExtraServicer = Callable[[grpc.aio.Server], None]
 
 
 def _check_handler(handler: object) -> None:
-    missing = [m for m in HANDLER_METHODS if not callable(getattr(handler, m, None))]
-    if missing:
-        raise TypeError(f"handler lacks RaftHandler method(s): {', '.join(missing)}")
+    # A handler may implement only the methods it needs (the others answer
+    # UNIMPLEMENTED), but it must implement one, and what it has must be callable.
+    present = [m for m in HANDLER_METHODS if getattr(handler, m, None) is not None]
+    if not present:
+        names = ", ".join(HANDLER_METHODS)
+        raise TypeError(f"handler has none of the RaftHandler methods: {names}")
+    bad = [m for m in present if not callable(getattr(handler, m))]
+    if bad:
+        raise TypeError(f"handler attribute(s) not callable: {', '.join(bad)}")
 
 
 class ServiceServer:

@@ -32,6 +32,9 @@ def test_cluster_demo_runs_and_cleans_up() -> None:
     assert out.count("watch: rev ") == 3
     assert re.search(r"kill -9 leader -> next committed write\s+\d+ ms", out)
     assert "witness" in out
+    # The operator's view: endpoint status of every member and a metrics excerpt.
+    assert "endpoint status" in out and re.search(r"ENDPOINT\s+ID\s+STATE", out)
+    assert "nexus_server_has_leader 1.0" in out
     # Every member's port is free again: no process was left running.
     for port in re.findall(r"127\.0\.0\.1:(\d+)", out):
         with socket.socket() as s:

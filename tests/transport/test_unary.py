@@ -21,9 +21,11 @@ from nexus_raft.transport import (
     PayloadTooLarge,
     PeerUnavailable,
     RaftClient,
+    RaftClientPool,
     RaftServer,
     RemoteError,
     Timeouts,
+    Unimplemented,
     VoteResponse,
 )
 from nexus_raft.transport._generated import raft_pb2 as pb
@@ -244,3 +246,57 @@ def test_server_lifecycle_and_extra_servicers() -> None:
             await server.stop()  # idempotent
 
     asyncio.run(main())
+
+
+def test_two_thousand_concurrent_votes_on_one_client_all_succeed() -> None:
+    """The client bounds its own in-flight unary calls (64 per channel by default):
+    2,000 simultaneous RequestVotes on one client used to make gRPC cancel about
+    10 % of them (CANCELLED); now they queue locally and every one succeeds."""
+
+    class Slow:
+        async def request_vote(self, request: pb.VoteRequest) -> pb.VoteResponse:
+            await asyncio.sleep(0.001)
+            return pb.VoteResponse(term=request.term, vote_granted=True)
+
+    async def scenario() -> None:
+        server = RaftServer(Slow(), "127.0.0.1:0")
+        port = await server.start()
+        try:
+            async with RaftClientPool() as pool:
+                client = await pool.get(NodeAddress(2, f"127.0.0.1:{port}"))
+                results = await asyncio.gather(
+                    *(client.request_vote(1, 1, 0, 0, timeout=60) for _ in range(2000)),
+                    return_exceptions=True,
+                )
+            failures = [r for r in results if not isinstance(r, pb.VoteResponse)]
+            assert failures == []
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_handler_may_implement_only_some_methods() -> None:
+    class VotesOnly:
+        async def request_vote(self, request: pb.VoteRequest) -> pb.VoteResponse:
+            return pb.VoteResponse(term=request.term, vote_granted=True)
+
+    async def scenario() -> None:
+        server = RaftServer(VotesOnly(), "127.0.0.1:0")
+        port = await server.start()
+        try:
+            async with RaftClientPool() as pool:
+                client = await pool.get(NodeAddress(2, f"127.0.0.1:{port}"))
+                assert (await client.request_vote(3, 1, 0, 0)).vote_granted
+                with pytest.raises(Unimplemented):
+                    await client.timeout_now(3, 1)
+                with pytest.raises(Unimplemented):
+                    await client.append_entries(pb.AppendRequest(term=3, leader_id=1))
+                with pytest.raises(Unimplemented):
+                    await client.install_snapshot(pb.SnapshotMeta(term=3, index=1), b"x")
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+    with pytest.raises(TypeError, match="none of the RaftHandler methods"):
+        RaftServer(object())
