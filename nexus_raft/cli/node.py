@@ -17,7 +17,10 @@ A follower forwards writes and admin calls to the leader (``--redirect``:
 it answers NOT_LEADER and the client goes to the leader itself).
 A member listed with ``--witness ID`` runs without a state machine (votes and
 metadata only); ``--join`` starts a member that is being added to a running
-cluster (it waits for the leader instead of bootstrapping). SIGTERM and SIGINT
+cluster (it waits for the leader instead of bootstrapping). Each member
+publishes ``--name`` and its client address (``--advertise-client``, by
+default ``--listen``) through the log, so every member can redirect clients
+to it and list it (etcd's ``member list``). SIGTERM and SIGINT
 shut the node down cleanly (pending proposals fail, the store is closed).
 """
 
@@ -115,6 +118,16 @@ def run(
     peer_key: PeerKeyOpt = None,
     peer_ca: PeerCaOpt = None,
     peer_identity: PeerIdentityOpt = DEFAULT_TEMPLATE,
+    name: Annotated[
+        str | None, typer.Option(help="This member's name (default: nexus-ID).")
+    ] = None,
+    advertise_client: Annotated[
+        str | None,
+        typer.Option(
+            help="[http(s)://]HOST:PORT clients reach this member at (default: --listen; "
+            "needed when --listen is 0.0.0.0 or behind NAT)."
+        ),
+    ] = None,
     etcd_progress_interval: Annotated[
         float,
         typer.Option(help="Seconds between etcd watch progress notifications (etcd: 600)."),
@@ -161,6 +174,8 @@ def run(
             tls=tls,
             peer_tls=ptls,
             peer_identity=peer_identity,
+            name=name,
+            advertise_client=advertise_client,
         )
     except (ConfigError, TypeError, ValueError) as exc:
         fail(str(exc))

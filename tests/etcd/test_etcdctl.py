@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from nexus_raft.kv.client.sync import SyncClient
 from tests.etcd.clusters import (
     EtcdCluster,
     etcdctl,
@@ -25,7 +26,7 @@ from tests.etcd.clusters import (
     need_etcd,
     nexus_cluster,
 )
-from tests.integration.harness import ProcessCluster
+from tests.integration.harness import ProcessCluster, free_ports
 
 pytestmark = pytest.mark.process
 
@@ -40,10 +41,18 @@ class Side:
         self.leader = leader_endpoint(endpoints)
         self.base = 0
 
-    def ctl(self, *args: str, input: str | None = None, leader: bool = True) -> str:
-        out = etcdctl(self.leader if leader else self.all, *args, input=input)
+    def ctl(self, *args: str, input: str | None = None, leader: bool = True,
+            at: str | None = None) -> str:
+        """etcdctl against the leader (``leader``), every member, or the endpoint ``at``."""
+        where = at if at is not None else self.leader if leader else self.all
+        out = etcdctl(where, *args, input=input)
         assert out.returncode == 0, f"{self.name}: etcdctl {' '.join(args)}: {out.stderr}"
         return out.stdout
+
+    def follower(self) -> str:
+        """An endpoint whose member does not lead."""
+        self.leader = leader_endpoint(self.endpoints)
+        return next(e for e in self.endpoints if e != self.leader)
 
     def fails(self, *args: str) -> str:
         out = etcdctl(self.leader, *args)
@@ -62,7 +71,7 @@ def sides(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Side, Side
     nexus: ProcessCluster | None = None
     try:
         ref.start()
-        nexus = nexus_cluster(root / "nexus")
+        nexus = nexus_cluster(root / "nexus", peer_ports=True)
         sides = (Side("etcd", ref.clients), Side("nexus", nexus.endpoints()))
         for side in sides:
             first = json.loads(side.ctl("put", "base", "0", "-w", "json"))
@@ -196,9 +205,9 @@ def test_lease_grant_keepalive_timetolive_revoke_and_expiry(sides: tuple[Side, S
         short = side.ctl("lease", "grant", "2").split()[1]
         side.ctl("put", "--lease", short, "l/2", "v")
         deadline = time.monotonic() + 20
-        while side.ctl("get", "l/2", "--consistency=s", leader=False) and (
-            time.monotonic() < deadline
-        ):
+        # Linearizable reads: a serializable one may hit a member that has not
+        # applied the put yet and end the wait early.
+        while side.ctl("get", "l/2") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert side.ctl("get", "l/2") == "", f"{side.name}: l/2 outlived its lease"
 
@@ -253,3 +262,59 @@ def test_move_leader(sides: tuple[Side, Side]) -> None:
         out = side.ctl("move-leader", format(target, "x"))
         assert out == f"Leadership transferred from {leader:x} to {target:x}\n"
         side.leader = leader_endpoint(side.endpoints)
+
+
+def test_writes_and_lease_calls_through_a_follower(sides: tuple[Side, Side]) -> None:
+    """etcd clients never re-send a write elsewhere: a follower must forward it."""
+    outs = []
+    for side in sides:
+        f = side.follower()
+        run = [side.ctl("put", "f/1", "a", at=f), side.ctl("put", "f/2", "b", at=f),
+               side.ctl("txn", at=f, input='value("f/1") = "a"\n\nput f/3 "c"\n\n\n'),
+               side.ctl("del", "f/2", at=f), side.ctl("get", "f/", "--prefix", at=f)]
+        lease = side.ctl("lease", "grant", "60", at=f).split()[1]
+        run.append(side.ctl("put", "--lease", lease, "f/l", "v", at=f))
+        assert side.ctl("lease", "keep-alive", "--once", lease, at=f) == (
+            f"lease {lease} keepalived with TTL(60)\n")
+        ttl = side.ctl("lease", "timetolive", lease, "--keys", at=f)
+        assert re.fullmatch(rf"lease {lease} granted with TTL\(60s\), remaining\((5[0-9]|60)s\), "
+                            r"attached keys\(\[f/l\]\)\n", ttl), ttl
+        assert side.ctl("lease", "revoke", lease, at=f) == f"lease {lease} revoked\n"
+        run.append(side.ctl("get", "f/l", at=f))
+        rev = json.loads(side.ctl("get", "f/1", "-w", "json", at=f))["header"]["revision"]
+        run.append(side.ctl("compaction", str(rev), at=f).replace(str(rev), "REV"))
+        # Membership through a follower: a learner that never starts, then removed.
+        added = side.ctl("member", "add", "ghost", "--learner",
+                         f"--peer-urls=http://127.0.0.1:{free_ports(1)[0]}", "-w", "json", at=f)
+        ghost = json.loads(added)["member"]["ID"]
+        members = json.loads(side.ctl("member", "list", "-w", "json", at=f))["members"]
+        assert any(m["ID"] == ghost and m.get("isLearner") for m in members)
+        removed = side.ctl("member", "remove", format(ghost, "x"), at=f)
+        run.append(re.sub(r"\s+[0-9a-f]+", " ID", removed))  # ids are %16x-padded hex
+        outs.append(run)
+    assert outs[1] == outs[0]
+    assert outs[1][:5] == ["OK\n", "OK\n", "SUCCESS\n\nOK\n", "1\n", "f/1\na\nf/3\nc\n"]
+
+
+def test_member_list_names_client_and_peer_urls_apart(sides: tuple[Side, Side]) -> None:
+    """Members publish their client URLs; with separate peer ports they differ from peer URLs."""
+    for side in sides:
+        members = json.loads(side.ctl("member", "list", "-w", "json", leader=False))["members"]
+        clients = sorted(u for m in members for u in m["clientURLs"])
+        assert clients == sorted(f"http://{e}" for e in side.endpoints), side.name
+        peers = {u for m in members for u in m["peerURLs"]}
+        assert len(peers) == 3 and not peers & set(clients), side.name
+        assert all(m["name"] for m in members), side.name
+
+
+def test_native_client_learns_the_leaders_client_address(sides: tuple[Side, Side]) -> None:
+    """Given only a follower, the native client reaches the leader at its client port."""
+    nexus = sides[1]
+    follower = nexus.follower()
+    with SyncClient([follower], timeout=15.0) as client:
+        info = client.status()
+        assert info.is_leader and f"{info.leader_address}" == nexus.leader
+        assert sorted(u for m in info.members for u in m.client_urls) == sorted(
+            f"http://{e}" for e in nexus.endpoints)
+        client.put("native/1", b"x")
+        assert client.get("native/1") == b"x"

@@ -91,6 +91,13 @@ class Member:
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
         self.metrics_address: str | None = None
+        # The peer port (``--peer-listen``) when it is not ``address``.
+        self.peer_address: str | None = None
+
+    @property
+    def peer(self) -> str:
+        """Where peers reach this member (``--peers`` names it)."""
+        return self.peer_address or self.address
 
     @property
     def running(self) -> bool:
@@ -153,7 +160,12 @@ class Member:
 
 
 class ProcessCluster:
-    """``size`` members (ids 1..size) started with the same ``--peers``."""
+    """``size`` members (ids 1..size) started with the same ``--peers``.
+
+    ``peer_ports``: each member serves peers on a port of its own
+    (``--peer-listen``), so ``--peers`` names peer addresses while
+    ``Member.address`` (and ``endpoints()``) stay the client addresses.
+    """
 
     def __init__(
         self,
@@ -164,10 +176,13 @@ class ProcessCluster:
         extra_args: Iterable[str] = (),
         spare: int = 0,
         metrics: bool = False,
+        peer_ports: bool = False,
     ) -> None:
-        ports = free_ports((size + spare) * (2 if metrics else 1))
-        metrics_ports = ports[size + spare :]
-        ports = ports[: size + spare]
+        total = size + spare
+        ports = free_ports(total * (1 + int(metrics) + int(peer_ports)))
+        metrics_ports = ports[total : 2 * total] if metrics else []
+        peer_port_list = ports[-total:] if peer_ports else []
+        ports = ports[:total]
         base.mkdir(parents=True, exist_ok=True)
         self.base = base
         self.witnesses = sorted(witnesses)
@@ -179,8 +194,10 @@ class ProcessCluster:
             )
             if metrics:
                 self.members[i].metrics_address = f"127.0.0.1:{metrics_ports[i - 1]}"
+            if peer_ports:
+                self.members[i].peer_address = f"127.0.0.1:{peer_port_list[i - 1]}"
         self.initial = list(range(1, size + 1))
-        self.peers_arg = ",".join(f"{i}={self.members[i].address}" for i in self.initial)
+        self.peers_arg = ",".join(f"{i}={self.members[i].peer}" for i in self.initial)
         self._clients: list[SyncClient] = []
 
     # --- lifecycle ------------------------------------------------------------------
@@ -189,7 +206,7 @@ class ProcessCluster:
         m = self.members[node_id]
         peers = self.peers_arg
         if join:
-            peers += f",{node_id}={m.address}"
+            peers += f",{node_id}={m.peer}"
         args = [
             "--id", str(node_id), "--listen", m.address, "--peers", peers,
             "--data-dir", str(m.data_dir), "--log-level", "info", *self.extra_args,
@@ -198,6 +215,8 @@ class ProcessCluster:
             args += ["--witness", str(w)]
         if m.metrics_address is not None:
             args += ["--metrics-listen", m.metrics_address]
+        if m.peer_address is not None:
+            args += ["--peer-listen", m.peer_address]
         if join:
             args += ["--join", "--cluster-id", self.cluster_id]
         return args
@@ -206,7 +225,7 @@ class ProcessCluster:
     def cluster_id(self) -> str:
         from nexus_raft.consensus.node.config import derive_cluster_id
 
-        return derive_cluster_id({i: self.members[i].address for i in self.initial})
+        return derive_cluster_id({i: self.members[i].peer for i in self.initial})
 
     def start(self, ids: Iterable[int] | None = None) -> None:
         for node_id in self.initial if ids is None else ids:

@@ -33,6 +33,7 @@ from nexus_raft.consensus.core.messages import (
     EntryType,
     SnapshotMeta,
 )
+from nexus_raft.consensus.node.attributes import MemberAttributes, decode_publish, is_publish
 from nexus_raft.consensus.node.metrics import Histogram
 from nexus_raft.consensus.node.snapshot import iter_file
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
@@ -189,6 +190,11 @@ class Applier:
     ``on_conf`` is called (on the event loop) for each configuration entry
     once applied; ``on_applied`` after every applied batch with the new
     applied index (the node uses it for automatic snapshots).
+    ``on_attributes`` receives the member attributes entries of a batch
+    (``(member id, attributes)``, members of the configuration at their
+    index) *before* the state machine applies the batch, so they are
+    recorded before its applied index passes them; the state machine never
+    sees them (a no-op at their index).
     Invariant: ``applied`` only grows, except that a restore sets it to the
     snapshot's index (which is above it: the core installs only newer snapshots).
     """
@@ -205,8 +211,10 @@ class Applier:
         on_conf: Callable[[int, ConfChange], None],
         on_applied: Callable[[int], None],
         apply_duration: Histogram | None = None,
+        on_attributes: Callable[[list[tuple[int, MemberAttributes]]], None] | None = None,
     ) -> None:
         self._sm = sm
+        self._on_attributes = on_attributes
         self._duration = apply_duration
         self._executor = executor
         self._proposals = proposals
@@ -322,6 +330,7 @@ class Applier:
         applied = self.applied
         items: list[tuple[int, bytes]] = []
         confs: list[tuple[int, ConfChange]] = []
+        attrs: list[tuple[int, MemberAttributes]] = []
         for e in entries:
             if e.index <= applied:
                 continue  # already applied before a restart (or by a restore)
@@ -330,6 +339,8 @@ class Applier:
                     cc = ConfChange.decode(e.data)
                     self.conf = apply_conf_change(self.conf, cc)
                     confs.append((e.index, cc))
+            elif e.data and e.data[0] == 0 and is_publish(e.data):  # MAGIC starts with NUL
+                self._attributes_entry(e, attrs)
             elif e.data and self._sm is not None:
                 items.append((e.index, e.data))
             elif e.data is None and self._sm is not None:
@@ -337,6 +348,8 @@ class Applier:
         last = entries[-1]
         if last.index <= applied:
             return
+        if attrs and self._on_attributes is not None:
+            self._on_attributes(attrs)
         sm = self._sm
         results: list[bytes] = []
         if sm is not None:
@@ -375,6 +388,18 @@ class Applier:
             self._on_conf(index, cc)
         self._release()
         self._on_applied(self.applied)
+
+    def _attributes_entry(self, e: Entry, out: list[tuple[int, MemberAttributes]]) -> None:
+        assert e.data is not None
+        try:
+            member, attributes = decode_publish(e.data)
+        except ValueError as exc:
+            _log.warning("entry %d: ignoring malformed member attributes: %s", e.index, exc)
+            return
+        if member not in self.conf.members:
+            _log.info("entry %d: attributes of %d, not a member, ignored", e.index, member)
+            return
+        out.append((member, attributes))
 
     async def _restore(self, item: _Restore) -> None:
         meta = item.meta

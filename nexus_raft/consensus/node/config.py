@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from nexus_raft.errors import ConfigError
+from nexus_raft.transport.address import parse_endpoint
 from nexus_raft.transport.identity import DEFAULT_TEMPLATE, PeerIdentity
 from nexus_raft.transport.tls import TLSConfig
 
-__all__ = ["NodeConfig", "derive_cluster_id"]
+__all__ = ["WILDCARD_HOSTS", "NodeConfig", "derive_cluster_id"]
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+"""Listen hosts that mean "every interface": not an address anyone can dial."""
 
 
 def derive_cluster_id(peers: Mapping[int, str]) -> str:
@@ -83,6 +87,15 @@ class NodeConfig:
     certificate of the CA speaks for any member). Incoming snapshots are
     refused beyond ``max_snapshot_bytes`` or when staging them would leave
     less than ``snapshot_min_free_bytes`` free on the data directory's disk.
+
+    Member attributes (see :mod:`~nexus_raft.consensus.node.attributes`): the
+    node publishes ``name`` (default ``nexus-<id>``) and its client URL
+    through the log, so every member can name it and send clients to it.
+    The client URL is ``advertise_client`` (``host:port``, ``http://`` or
+    ``https://``), by default the bound ``listen`` address (``https`` with
+    ``tls``); a wildcard ``listen`` host (``0.0.0.0``, ``::``) cannot be
+    dialled, so such a node publishes no client URL unless ``advertise_client``
+    names one.
     """
 
     id: int
@@ -111,6 +124,8 @@ class NodeConfig:
     peer_identity: str | None = DEFAULT_TEMPLATE
     max_snapshot_bytes: int = 64 << 30
     snapshot_min_free_bytes: int = 64 << 20
+    name: str | None = None
+    advertise_client: str | None = None
 
     def __post_init__(self) -> None:
         _check_int("id", self.id, minimum=1)
@@ -194,7 +209,30 @@ class NodeConfig:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         _check_int("max_snapshot_bytes", self.max_snapshot_bytes, minimum=1)
+        self._check_attributes()
         _check_int("snapshot_min_free_bytes", self.snapshot_min_free_bytes, minimum=0)
+
+    def _check_attributes(self) -> None:
+        if self.name is not None:
+            if not isinstance(self.name, str):
+                raise TypeError(f"name must be a str or None, not {type(self.name).__name__}")
+            if not self.name or len(self.name) > 256:
+                raise ConfigError("name must be 1 to 256 characters")
+        if self.advertise_client is not None:
+            if not isinstance(self.advertise_client, str):
+                raise TypeError(
+                    "advertise_client must be a str or None, not "
+                    f"{type(self.advertise_client).__name__}"
+                )
+            try:
+                host, _, _ = parse_endpoint(self.advertise_client)
+            except ValueError as exc:
+                raise ConfigError(f"advertise_client: {exc}") from None
+            if host in WILDCARD_HOSTS:
+                raise ConfigError(
+                    f"advertise_client {self.advertise_client!r} is a wildcard address: "
+                    "name one clients can dial"
+                )
 
     @property
     def separate_peer_port(self) -> bool:

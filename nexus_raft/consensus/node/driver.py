@@ -331,6 +331,10 @@ class Driver:
             staged = self.staged.pop(snap.index, None)
             if staged is not None and staged.addresses:
                 self._on_addresses(staged.addresses)
+            if staged is not None and staged.attributes is not None:
+                # Before the log records the snapshot: a crash in between
+                # leaves the book ahead of the state, never behind it.
+                self.peers.attributes.install(staged.attributes, snap.conf_state.members)
             if self.install_dir is not None:
                 kept = await self._keep_for_install(snap, staged)
         hs = rd.hard_state
@@ -406,7 +410,7 @@ class Driver:
                     NotLeader(
                         "the read could not be confirmed by a leader; retry",
                         leader_id=self.leader_id or None,
-                        leader_address=self.peers.address(self.leader_id),
+                        leader_address=self.peers.client_address(self.leader_id),
                     )
                 )
 

@@ -226,9 +226,7 @@ class Forwarder:
             raise Unavailable(f"forwarding to the leader {leader} at {address}: {exc}") from None
         if resp.HasField("error") and resp.error.code != pb.FORWARD_OK:
             named = resp.error.leader_id
-            raise _exception(
-                resp.error, leader, self._peers.address(named) if named else None
-            )
+            raise _exception(resp.error, leader, self._peers.client_address(named))
         return resp, leader
 
     async def propose_many(
@@ -251,7 +249,7 @@ class Forwarder:
                 raise ConsensusError(
                     f"leader {leader} answered {len(resp.results)} results for {len(group)}"
                 )
-            address = self._peers.address(leader)
+            address = self._peers.client_address(leader)
             return [
                 r.result if not r.HasField("error") or r.error.code == pb.FORWARD_OK
                 else _exception(r.error, leader, address)

@@ -44,6 +44,8 @@ from nexus_raft.consensus.log.store import LogStore
 from nexus_raft.consensus.node.admin import AdminAPI
 from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.apply import Applier, Proposals
+from nexus_raft.consensus.node.attributes import TREE as ATTRIBUTES_TREE
+from nexus_raft.consensus.node.attributes import AttributeBook, MemberAttributes
 from nexus_raft.consensus.node.backup import encode_backup_async, new_meta, stream_chunks
 from nexus_raft.consensus.node.boot import (
     PEERS_TREE,
@@ -60,6 +62,7 @@ from nexus_raft.consensus.node.health import HealthMonitor
 from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.consensus.node.observe import Observability
 from nexus_raft.consensus.node.peers import Peers
+from nexus_raft.consensus.node.publish import Publisher, own_attributes
 from nexus_raft.consensus.node.serving import ServingAPI
 from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
 from nexus_raft.consensus.state_machine import ProvidesMetrics, ServesClients, StateMachine
@@ -144,6 +147,7 @@ class RaftNode(ServingAPI, AdminAPI):
         self._applier: Applier | None = None
         self._peers: Peers | None = None
         self._forwarder: Forwarder | None = None
+        self._publisher: Publisher | None = None
         # The client port's server; the same object as _peer_server when one
         # port serves both.
         self._server: ServiceServer | None = None
@@ -249,6 +253,7 @@ class RaftNode(ServingAPI, AdminAPI):
         applied = max(snap.index, min(sm_applied, hard.commit, log.last_index()))
         applied_term, conf = recover_position(log, sm_applied)
         addresses = load_addresses(store, cfg)
+        book = AttributeBook(store.tree(ATTRIBUTES_TREE))
         self._peers = Peers(
             cfg.id,
             addresses,
@@ -261,6 +266,8 @@ class RaftNode(ServingAPI, AdminAPI):
             metrics=self.metrics,
             on_error=self._peer_error,
             secure=cfg.dial_tls is not None,
+            attributes=book,
+            client_fallback=not cfg.separate_peer_port,
         )
         self._applier = Applier(
             self._sm,
@@ -272,6 +279,7 @@ class RaftNode(ServingAPI, AdminAPI):
             on_conf=self._on_conf_applied,
             on_applied=self._on_applied,
             apply_duration=self.metrics.apply,
+            on_attributes=self._apply_attributes,
         )
         self._last_compact = snap.index
         raft = Raft(
@@ -317,6 +325,15 @@ class RaftNode(ServingAPI, AdminAPI):
         await self._serve(cfg)
         self._applier.start()
         self._driver.start()
+        self._publisher = Publisher(
+            self,
+            own_attributes(
+                cfg.name or f"nexus-{cfg.id}", self.client_endpoint(), cfg.tls is not None
+            ),
+            book,
+            timeout=max(1.0, 4 * cfg.election_ticks * cfg.tick_interval),
+        )
+        self._publisher.start()
         await self._observe.start(cfg.metrics_listen)
         assert self._server is not None and self._peer_server is not None
         _log.info(
@@ -343,6 +360,8 @@ class RaftNode(ServingAPI, AdminAPI):
             return
         self._closed = True
         await self._observe.stop()
+        if self._publisher is not None:
+            await self._publisher.stop()
         if self._server is not None:
             await self._server.stop(grace=0.2)
         if self._peer_server is not None and self._peer_server is not self._server:
@@ -449,7 +468,20 @@ class RaftNode(ServingAPI, AdminAPI):
                 _log.warning("node %d: this node was removed from the cluster", self.id)
             elif self._peers is not None and self._store is not None:
                 self._store.tree(PEERS_TREE).delete(str(cc.node_id).encode())
+                self._peers.attributes.forget(cc.node_id)
                 self._peers.spawn(self._peers.forget(cc.node_id), f"forget-{cc.node_id}")
+
+    def _apply_attributes(self, published: list[tuple[int, MemberAttributes]]) -> None:
+        assert self._peers is not None
+        for member, attrs in published:
+            if self._peers.attributes.set(member, attrs):
+                _log.info(
+                    "node %d: member %d is %r, clients at %s",
+                    self.id,
+                    member,
+                    attrs.name,
+                    list(attrs.client_urls) or "no published URL",
+                )
 
     def _on_applied(self, applied: int) -> None:
         cfg = self.config
@@ -526,6 +558,8 @@ class RaftNode(ServingAPI, AdminAPI):
             applied=self._applier.applied,
             snapshot_index=self._log_store.snapshot().index,
             addresses=self._peers.addresses,
+            attributes=self._peers.attributes.all(),
+            leader_address=self.leader_address,
             config=self.config,
             startup_commit=self._startup_commit,
             apply_failed=self._applier.failed,

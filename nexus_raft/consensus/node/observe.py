@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from nexus_raft.consensus.core.status import Status
 from nexus_raft.consensus.node import wire
 from nexus_raft.consensus.node.alerts import Alerts
+from nexus_raft.consensus.node.attributes import MemberAttributes
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.health import HealthMonitor
 from nexus_raft.consensus.node.metrics_export import NodeCollector, Observed
@@ -86,6 +87,8 @@ class Observability:
         snapshot_index: int,
         addresses: Mapping[int, str],
         config: NodeConfig,
+        attributes: Mapping[int, MemberAttributes] | None = None,
+        leader_address: str | None = None,
         startup_commit: int,
         apply_failed: BaseException | None,
         down_after: float,
@@ -109,6 +112,8 @@ class Observability:
             applied=applied,
             snapshot_index=snapshot_index,
             addresses=addresses,
+            attributes=attributes,
+            leader_address=leader_address,
             witness=config.is_witness,
             contacts=contacts,
             down_after=down_after,

@@ -24,6 +24,7 @@ from typing import Any
 
 from nexus_raft.consensus.core.messages import AppendRequest, Heartbeat, Message
 from nexus_raft.consensus.node import wire
+from nexus_raft.consensus.node.attributes import AttributeBook
 from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.errors import TransportError
 from nexus_raft.transport.address import NodeAddress
@@ -259,6 +260,12 @@ class Peers:
     ``addresses`` maps every known member id (this node included) to its
     endpoint; the pool holds one gRPC channel per peer. ``secure``: dial
     endpoints without a scheme over TLS (the node has peer certificates).
+
+    ``attributes`` holds what each member published about itself (its client
+    URLs, see :mod:`~nexus_raft.consensus.node.attributes`);
+    :meth:`client_address` is where clients reach a member.
+    ``client_fallback``: members serve clients on their peer address (one
+    port for both), so a member that has not published yet is reached there.
     """
 
     def __init__(
@@ -273,9 +280,13 @@ class Peers:
         on_error: Callable[[int, TransportError], None] | None = None,
         *,
         secure: bool = False,
+        attributes: AttributeBook | None = None,
+        client_fallback: bool = True,
     ) -> None:
         self._local = local_id
         self._secure = secure
+        self.attributes = attributes if attributes is not None else AttributeBook()
+        self._client_fallback = client_fallback
         self.metrics = metrics if metrics is not None else NodeMetrics()
         self._on_error = on_error
         self.cluster_id = cluster_id
@@ -290,6 +301,19 @@ class Peers:
     def address(self, node_id: int) -> str | None:
         """The endpoint of ``node_id``, if known."""
         return self.addresses.get(node_id)
+
+    def client_address(self, node_id: int | None) -> str | None:
+        """Where clients reach ``node_id``: its published client endpoint, if known.
+
+        Before it has published, its peer address when members share one
+        port for peers and clients; else None (the peer port serves no client).
+        """
+        if not node_id:
+            return None
+        attrs = self.attributes.get(node_id)
+        if attrs is not None and attrs.client_urls:
+            return attrs.client_endpoint
+        return self.addresses.get(node_id) if self._client_fallback else None
 
     def note_error(self, node_id: int, exc: TransportError) -> None:
         """A call to ``node_id`` failed with ``exc`` (for the node's warnings)."""

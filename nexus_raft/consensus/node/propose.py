@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from nexus_raft.consensus.core.messages import NONE, Accepted, Rejected, RejectReason, Role
 from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.node.apply import ProposalGroup, Proposals
+from nexus_raft.consensus.node.attributes import decode_publish, is_publish
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.node.forward import Forwarder
@@ -85,7 +86,7 @@ class ProposeAPI:
 
     def _not_leader(self, leader_id: int | None = None) -> NotLeader:
         lid = leader_id if leader_id else self.leader_id
-        addr = self._peers.address(lid) if lid and self._peers is not None else None
+        addr = self._peers.client_address(lid) if lid and self._peers is not None else None
         return NotLeader(
             f"node {self.id} is not the leader"
             + (f"; the leader is {lid} at {addr}" if lid else "; no leader known"),
@@ -168,6 +169,8 @@ class ProposeAPI:
             raise TypeError(f"command must be bytes, not {type(command).__name__}")
         d = self._running()
         data = bytes(command)
+        if data[:1] == b"\x00":
+            _check_reserved(data)
         if d.role is not Role.LEADER or self.config.is_witness:
             if not forward:
                 raise self._not_leader()
@@ -199,7 +202,10 @@ class ProposeAPI:
         for n, command in enumerate(commands):
             if not isinstance(command, (bytes, bytearray, memoryview)):
                 raise TypeError(f"commands[{n}] must be bytes, not {type(command).__name__}")
-            datas.append(command if type(command) is bytes else bytes(command))
+            data = command if type(command) is bytes else bytes(command)
+            if data[:1] == b"\x00":
+                _check_reserved(data)
+            datas.append(data)
         d = self._running()
         if d.role is not Role.LEADER or self.config.is_witness:
             if not forward:
@@ -264,3 +270,14 @@ class ProposeAPI:
             return await self._wait(fut, timeout, "read index")
         finally:
             d.reads.pop(ctx, None)
+
+
+def _check_reserved(data: bytes) -> None:
+    """Commands starting with the member attributes prefix must be attributes entries.
+
+    The node applies such entries itself (they never reach the state
+    machine), so an application command that happened to start with the
+    prefix would be swallowed: it is refused instead (InvalidArgument).
+    """
+    if is_publish(data):
+        decode_publish(data)

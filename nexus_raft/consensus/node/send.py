@@ -120,7 +120,8 @@ async def send_snapshot(d: Driver, m: SnapshotRequest) -> None:
             raise Unavailable("a witness holds no state to send")
         else:
             source, meta = await d.applier.take_snapshot()
-        stream = SnapshotStream(encode_header(d.peers.addresses), source, d.executor)
+        header = encode_header(d.peers.addresses, d.peers.attributes.header())
+        stream = SnapshotStream(header, source, d.executor)
         req = SnapshotRequest(frm=m.frm, to=to, term=m.term, snapshot=meta)
         _log.info("node %d: sending snapshot at %d to %d", d.id, meta.index, to)
         client = await d.peers.client(to)

@@ -15,7 +15,8 @@ from typing import Any
 
 import grpc
 
-from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.attributes import url_endpoint
+from nexus_raft.consensus.node.config import WILDCARD_HOSTS, NodeConfig
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.node.observe import Observability
 from nexus_raft.consensus.node.peers import Peers
@@ -65,24 +66,40 @@ class ServingAPI:
     def leader_address(self) -> str | None:
         """The known leader's client endpoint, or None.
 
-        With one port for peers and clients that is the leader's entry in
-        the address book. With a separate peer port the address book holds
-        peer addresses, which clients cannot use, so only this node's own
-        client address is known.
+        What the leader published as its client URL (member attributes,
+        :mod:`~nexus_raft.consensus.node.attributes`); before it has, its
+        address book entry when peers and clients share one port (with a
+        separate peer port that entry is a peer address clients cannot use).
         """
         lid = self.leader_id
         if lid is None or self._peers is None:
             return None
-        if self.config.separate_peer_port:
-            return self._client_endpoint() if lid == self.id else None
-        return self._peers.address(lid)
+        if lid == self.id:
+            return self.client_endpoint()
+        return self._peers.client_address(lid)
 
-    def _client_endpoint(self) -> str | None:
+    def client_address(self, member_id: int) -> str | None:
+        """Where clients reach ``member_id`` (its published client endpoint), or None."""
+        if member_id == self.id:
+            return self.client_endpoint()
+        return self._peers.client_address(member_id) if self._peers is not None else None
+
+    def client_endpoint(self) -> str | None:
+        """This node's own client endpoint (``advertise_client``, else the bound ``listen``).
+
+        None before the client port is bound, and for a wildcard ``listen``
+        host without ``advertise_client`` (nobody can dial ``0.0.0.0``).
+        """
+        cfg = self.config
+        if cfg.advertise_client is not None:
+            return url_endpoint(cfg.advertise_client)
         server = self._server
         if server is None:
             return None
-        host, _, port = self.config.listen.rpartition(":")
-        return f"{host}:{server.port}" if port == "0" else self.config.listen
+        host, _, port = cfg.listen.rpartition(":")
+        if host.strip("[]") in WILDCARD_HOSTS:
+            return None
+        return f"{host}:{server.port}" if port == "0" else cfg.listen
 
     @property
     def port(self) -> int:

@@ -2,12 +2,16 @@
 
 A snapshot stream's data (what follows the transport's ``SnapshotMeta``) is::
 
-    MAGIC | u32 header length | header (JSON: {"addresses": {"<id>": "<endpoint>"}})
+    MAGIC | u32 header length | header (JSON: {"addresses": {"<id>": "<endpoint>"},
+                                               "attributes": {"<id>": {...}}})
     | state-machine chunks (``StateMachine.snapshot()``, possibly none)
 
 The header carries the sender's address book: a node that installs a
 snapshot may learn members whose configuration entries were compacted away,
-and the snapshot's ``ConfState`` has ids only.
+and the snapshot's ``ConfState`` has ids only. It also carries the sender's
+member attributes (:mod:`~nexus_raft.consensus.node.attributes`), whose log
+entries may be compacted away too; a header without them (an older sender)
+leaves the receiver's attributes as they are.
 
 Sending (:class:`SnapshotStream`) reads the state machine's chunks in an
 executor thread one at a time (never the whole state in memory, and the event
@@ -36,6 +40,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -61,17 +66,25 @@ _READ_CHUNK = 1 << 20
 _counter = itertools.count(1)
 
 
-def encode_header(addresses: dict[int, str]) -> bytes:
-    """The framing that opens a snapshot's data: magic, length, JSON address book."""
-    body = orjson.dumps({"addresses": {str(k): v for k, v in sorted(addresses.items())}})
+def encode_header(
+    addresses: dict[int, str], attributes: dict[str, Any] | None = None
+) -> bytes:
+    """The framing that opens a snapshot's data: magic, length, JSON address book (+ attributes)."""
+    doc: dict[str, Any] = {"addresses": {str(k): v for k, v in sorted(addresses.items())}}
+    if attributes is not None:
+        doc["attributes"] = attributes
+    body = orjson.dumps(doc)
     return MAGIC + _LEN.pack(len(body)) + body
 
 
-def _decode_header(body: bytes) -> dict[int, str]:
+def _decode_header(body: bytes) -> tuple[dict[int, str], dict[str, Any] | None]:
     try:
         doc = orjson.loads(body)
         raw = doc["addresses"]
-        return {int(k): str(v) for k, v in raw.items()}
+        attributes = doc.get("attributes")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise TypeError("attributes must be an object")
+        return {int(k): str(v) for k, v in raw.items()}, attributes
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptionError(f"bad snapshot header: {exc}") from exc
 
@@ -131,13 +144,15 @@ class StagedSnapshot:
     """A received snapshot waiting for the core's decision.
 
     ``path`` holds the state-machine data (None when the receiver keeps none:
-    a witness); ``addresses`` is the sender's address book.
+    a witness); ``addresses`` is the sender's address book, ``attributes``
+    its member attributes (None: the sender sent none).
     """
 
     index: int
     path: Path | None
     addresses: dict[int, str]
     size: int = 0
+    attributes: dict[str, Any] | None = None
 
     def take(self) -> Path | None:
         """Hand the staging file over to the caller (``discard`` leaves it alone from now on)."""
@@ -164,6 +179,7 @@ async def receive_snapshot(
     loop = asyncio.get_running_loop()
     buf = b""
     addresses: dict[int, str] | None = None
+    attributes: dict[str, Any] | None = None
     staged = StagedSnapshot(index, None, {})
     fh = None
     try:
@@ -184,7 +200,7 @@ async def receive_snapshot(
                 start = len(MAGIC) + _LEN.size
                 if len(buf) < start + n:
                     continue
-                addresses = _decode_header(buf[start : start + n])
+                addresses, attributes = _decode_header(buf[start : start + n])
                 chunk, buf = buf[start + n :], b""
                 if not chunk:
                     continue
@@ -197,6 +213,7 @@ async def receive_snapshot(
             await loop.run_in_executor(executor, fh.close)
             fh = None
         staged.addresses = addresses
+        staged.attributes = attributes
         return staged
     except BaseException:
         if fh is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from nexus_raft.consensus.core.messages import Role
 from nexus_raft.consensus.core.status import Status
+from nexus_raft.consensus.node.attributes import MemberAttributes
 
 __all__ = ["MemberStatus", "NodeStatus", "build_status"]
 
@@ -28,6 +29,10 @@ class MemberStatus:
     ``reachable`` is True/False when this node can tell (the leader, about
     every member; any node, about itself and the leader), else None.
     ``payload_mode``: a witness the leader currently sends payloads to.
+
+    ``address`` is the member's peer address (the address book); ``name``
+    and ``client_urls`` are what the member published about itself (member
+    attributes; empty until this node has applied its publication).
     """
 
     id: int
@@ -40,11 +45,15 @@ class MemberStatus:
     lag: int = 0
     reachable: bool | None = None
     payload_mode: bool = False
+    name: str = ""
+    client_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
     """The node's role, term, leader and log positions, and the members.
+
+    ``leader_address`` is where clients reach the leader (its client endpoint).
 
     ``startup_commit`` is the commit index the node had durably when it
     started; ``ready`` means it knows a leader and has applied at least that
@@ -94,6 +103,8 @@ def build_status(
     startup_commit: int = 0,
     errors: Sequence[str] = (),
     payload_modes: Mapping[int, bool] | None = None,
+    attributes: Mapping[int, MemberAttributes] | None = None,
+    leader_address: str | None = None,
 ) -> NodeStatus:
     """A NodeStatus from the core's status and the node's own positions.
 
@@ -103,6 +114,7 @@ def build_status(
     """
     contacts = contacts or {}
     modes = payload_modes or {}
+    attributes = attributes or {}
     leader = st.role is Role.LEADER
     members: list[MemberStatus] = []
     cs = st.conf_state
@@ -141,6 +153,7 @@ def build_status(
                 lag,
                 reachable,
                 modes.get(nid, False),
+                *_published(attributes.get(nid)),
             )
         )
     lid = st.leader_id
@@ -149,7 +162,7 @@ def build_status(
         role=st.role.value,
         term=st.term,
         leader_id=lid,
-        leader_address=addresses.get(lid) if lid else None,
+        leader_address=leader_address if lid else None,
         commit=st.commit,
         applied=applied,
         last_index=st.last_index,
@@ -161,3 +174,7 @@ def build_status(
         startup_commit=startup_commit,
         errors=tuple(errors),
     )
+
+
+def _published(attrs: MemberAttributes | None) -> tuple[str, tuple[str, ...]]:
+    return ("", ()) if attrs is None else (attrs.name, attrs.client_urls)

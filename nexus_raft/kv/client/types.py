@@ -43,7 +43,9 @@ class MemberInfo:
     Health as the answering node sees it: ``last_contact`` seconds since the
     member last answered it (None: never, or not known there), ``lag``
     entries behind the leader's log (leader's view only), ``health``
-    ``"up"``, ``"down"`` or ``"unknown"``.
+    ``"up"``, ``"down"`` or ``"unknown"``. ``address`` is the member's peer
+    address; ``name`` and ``client_urls`` are what it published about itself
+    (where clients reach it), empty until the answering node has applied that.
     """
 
     id: int
@@ -55,6 +57,8 @@ class MemberInfo:
     last_contact: float | None = None
     lag: int = 0
     health: str = "unknown"
+    name: str = ""
+    client_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_pb(cls, member: Any) -> MemberInfo:
@@ -69,6 +73,8 @@ class MemberInfo:
             float(member.last_contact_seconds) if member.last_contact_seconds >= 0 else None,
             int(member.lag),
             str(member.health) or "unknown",
+            str(member.name),
+            tuple(str(u) for u in member.client_urls),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -49,13 +48,6 @@ class EtcdBase:
         self._timeout = timeout
         self.cluster_id = cluster_id_u64(_node_cluster_id(node))
         self.member_id = int(node.id)
-        # Follower forwarding of writes (RaftNode.propose(..., forward=True)),
-        # where the node has it; etcd clients never re-send a write elsewhere.
-        try:
-            params = inspect.signature(node.propose).parameters
-        except (TypeError, ValueError):
-            params = {}  # type: ignore[assignment]
-        self._forward: dict[str, bool] = {"forward": True} if "forward" in params else {}
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -113,13 +105,20 @@ class EtcdBase:
             await self.fail(context, exc)
             raise AssertionError("unreachable: abort raises") from exc
 
-    async def propose(self, kind: Kind, request: Any, context: Any) -> Any:
-        """Replicate an etcd write; its response (header filled) or an EtcdError."""
+    async def propose(
+        self, kind: Kind, request: Any, context: Any, *, forward: bool = True
+    ) -> Any:
+        """Replicate an etcd write; its response (header filled) or an EtcdError.
+
+        ``forward``: on a follower, hand the write to the leader (etcd clients
+        never re-send a write to another member once connected); without it
+        a follower answers ``not leader``.
+        """
         budget = self.budget(context)
         self.state_machine()
         try:
             raw = await self._node.propose(
-                encode_command(kind, request), timeout=budget, **self._forward
+                encode_command(kind, request), timeout=budget, forward=forward
             )
         except NotLeader as exc:
             if exc.leader_id is None:

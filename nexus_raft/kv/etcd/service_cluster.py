@@ -1,10 +1,12 @@
 """``etcdserverpb.Cluster``, ``Maintenance`` and ``Auth`` on a nexus member.
 
-Members: etcd's ``Member`` from the node's view of the configuration, with
-``http://`` URLs of each member's address (peer and client share it unless
-the member has a separate peer port); witnesses hold no data and serve no
-clients, so they are listed with the name ``nexus-<id>-witness`` and no
-client URLs. ``MemberAdd`` picks the next free id. Maintenance: ``Status``
+Members: etcd's ``Member`` from the node's view of the configuration: the
+peer URL from the address book, the name and client URLs from what each
+member published about itself through the log (member attributes, as etcd
+members publish theirs); a member that has not published yet has neither,
+which etcdctl shows as ``unstarted``, as for etcd. Witnesses hold no data
+and serve no data requests, so they are listed with no client URLs and a
+name ending in ``-witness``. ``MemberAdd`` picks the next free id. Maintenance: ``Status``
 from the node's status, ``Alarm`` always empty, ``Defragment`` a no-op
 (LevelDB compacts on its own), ``Snapshot`` the KV state machine's snapshot
 stream padded to 512 bytes and followed by its SHA-256 (what ``etcdctl
@@ -49,12 +51,14 @@ def _address(url: str) -> str:
 def member_pb(m: Any) -> Any:
     """One ``MemberStatus`` as an etcd ``Member``."""
     witness = m.kind == "witness"
-    urls = [_url(m.address)] if m.address else []
+    name = str(getattr(m, "name", "") or "")
+    if witness and name and not name.endswith("witness"):
+        name += "-witness"
     return rpc_pb2.Member(
         ID=m.id,
-        name=f"nexus-{m.id}-witness" if witness else f"nexus-{m.id}",
-        peerURLs=urls,
-        clientURLs=[] if witness else urls,
+        name=name,
+        peerURLs=[_url(m.address)] if m.address else [],
+        clientURLs=[] if witness else list(getattr(m, "client_urls", ()) or ()),
         isLearner=m.kind == "learner",
     )
 
@@ -87,7 +91,8 @@ class ClusterServicer(EtcdBase, rpc_pb2_grpc.ClusterServicer):  # type: ignore[m
                 raise EtcdError("peer_url_exists")
             new_id = max((m.id for m in status.members), default=0) + 1
             role = "learner" if request.isLearner else "voter"
-            await self.node.add_member(new_id, address, role, timeout=self.budget(context))
+            await self.node.add_member(new_id, address, role, timeout=self.budget(context),
+                                       forward=True)
             members = self._members()
             added = next((m for m in members if new_id == m.ID), None)
             resp = rpc_pb2.MemberAddResponse(members=members)
@@ -109,7 +114,7 @@ class ClusterServicer(EtcdBase, rpc_pb2_grpc.ClusterServicer):  # type: ignore[m
 
         async def work() -> Any:
             self._member(request.ID)
-            await self.node.remove_member(request.ID, timeout=self.budget(context))
+            await self.node.remove_member(request.ID, timeout=self.budget(context), forward=True)
             resp = rpc_pb2.MemberRemoveResponse(members=self._members())
             self.header(resp.header)
             return resp
@@ -123,7 +128,8 @@ class ClusterServicer(EtcdBase, rpc_pb2_grpc.ClusterServicer):  # type: ignore[m
             m = self._member(request.ID)
             if m.kind != "learner":
                 raise EtcdError("member_not_learner")
-            await self.node.add_member(m.id, m.address, "voter", timeout=self.budget(context))
+            await self.node.add_member(m.id, m.address, "voter", timeout=self.budget(context),
+                                       forward=True)
             resp = rpc_pb2.MemberPromoteResponse(members=self._members())
             self.header(resp.header)
             return resp

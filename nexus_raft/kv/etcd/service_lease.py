@@ -42,7 +42,10 @@ class LeaseServicer(EtcdBase, rpc_pb2_grpc.LeaseServicer):  # type: ignore[misc]
         self._closing: asyncio.Future[None] | None = None
 
     async def _revoke_expired(self, lease: int) -> None:
-        await self.propose(Kind.LEASE_REVOKE, rpc_pb2.LeaseRevokeRequest(ID=lease), None)
+        # Never forwarded: a member that lost leadership meanwhile must not
+        # revoke a lease whose clock the new leader restarted.
+        req = rpc_pb2.LeaseRevokeRequest(ID=lease)
+        await self.propose(Kind.LEASE_REVOKE, req, None, forward=False)
 
     # --- forwarding to the leader --------------------------------------------------------
 

@@ -48,6 +48,8 @@ def member_to_pb(member: Any) -> Any:
         last_contact_seconds=float(contact) if isinstance(contact, (int, float)) else -1.0,
         lag=_int(getattr(member, "lag", 0)),
         health=_health(getattr(member, "reachable", None)),
+        name=str(getattr(member, "name", "") or ""),
+        client_urls=[str(u) for u in getattr(member, "client_urls", ()) or ()],
     )
 
 

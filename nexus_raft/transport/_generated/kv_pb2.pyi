@@ -277,7 +277,7 @@ class WatchResponse(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("id", "address", "kind", "role", "match", "payload_floor", "last_contact_seconds", "lag", "health")
+    __slots__ = ("id", "address", "kind", "role", "match", "payload_floor", "last_contact_seconds", "lag", "health", "name", "client_urls")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +287,8 @@ class Member(_message.Message):
     LAST_CONTACT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LAG_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_URLS_FIELD_NUMBER: _ClassVar[int]
     id: int
     address: str
     kind: str
@@ -296,7 +298,9 @@ class Member(_message.Message):
     last_contact_seconds: float
     lag: int
     health: str
-    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., match: _Optional[int] = ..., payload_floor: _Optional[int] = ..., last_contact_seconds: _Optional[float] = ..., lag: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
+    name: str
+    client_urls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., kind: _Optional[str] = ..., role: _Optional[str] = ..., match: _Optional[int] = ..., payload_floor: _Optional[int] = ..., last_contact_seconds: _Optional[float] = ..., lag: _Optional[int] = ..., health: _Optional[str] = ..., name: _Optional[str] = ..., client_urls: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ("cluster_id", "confirm_leader")
