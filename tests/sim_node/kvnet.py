@@ -78,6 +78,10 @@ class SimKVStub:
         """The server-streaming ``Watch`` call (like a gRPC ``UnaryStreamCall``)."""
         return _WatchCall(self._net, self._src, self._target, request)
 
+    def Pipeline(self, **_ignored: Any) -> _PipelineCall:
+        """The bidirectional ``Pipeline`` call (like a gRPC ``StreamStreamCall``)."""
+        return _PipelineCall(self._net, self._src, self._target, self._before, self._after)
+
     async def _call(self, method: str, request: Any, timeout: float | None = None,
                     **_ignored: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -168,6 +172,120 @@ class _WatchServer:
                 self._conn.to_client(response)
         except Exception as exc:
             self._conn.fail(f"watch handler failed: {exc!r}", "internal")
+            return
+        self._conn.to_client(END)
+
+    def _broken(self, why: str) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class _PipelineCall:
+    """Client end of a ``Pipeline`` stream: ``write()``, ``read()``, ``code()``, ``cancel()``.
+
+    Batches travel in order on one connection to the member's real
+    ``KVService.Pipeline``; its answers come back as they are done. A broken
+    connection fails ``write``/``read`` with UNAVAILABLE.
+    """
+
+    def __init__(self, net: SimNetwork, src: int, target: str,
+                 before: Callable[[Endpoint, str, Any], Any], after: ServeHook) -> None:
+        self._queue: collections.deque[Any] = collections.deque()
+        self._event = asyncio.Event()
+        self._error: BaseException | None = None
+        conn = self._conn = net.connect(src, target)
+        conn.on_client = self._arrived
+        conn.on_broken = self._broken
+        if conn.ep is not None:
+            _PipelineServer(conn, conn.ep, before, after)
+
+    def _arrived(self, message: Any) -> None:
+        self._queue.append(message)
+        self._event.set()
+
+    def _broken(self, why: str, kind: str) -> None:
+        if self._error is None:
+            self._error = grpc_fail(kind if kind in _CODES else "unavailable", why)
+        self._event.set()
+
+    async def write(self, message: Any) -> None:
+        """Send one ``PipelineRequest``."""
+        if self._error is not None:
+            raise self._error
+        self._conn.to_server(message)
+
+    async def read(self) -> Any:
+        """The next ``PipelineResponse``, or ``grpc.aio.EOF`` when the server ended."""
+        while True:
+            if self._queue:
+                message = self._queue.popleft()
+                return grpc.aio.EOF if message is END else message
+            if self._error is not None:
+                raise self._error
+            self._event.clear()
+            await self._event.wait()
+
+    async def code(self) -> grpc.StatusCode:
+        """OK once the server ended the stream normally."""
+        return grpc.StatusCode.OK
+
+    async def details(self) -> str:
+        """Nothing to say about a normal end."""
+        return ""
+
+    def cancel(self) -> bool:
+        """Cancel the call (the server's handler is cancelled too)."""
+        self._conn.close()
+        return True
+
+
+class _PipelineServer:
+    """Server end of a ``Pipeline`` stream: feeds the real handler, sends its answers."""
+
+    def __init__(self, conn: Conn, ep: Endpoint, before: Callable[[Endpoint, str, Any], Any],
+                 after: ServeHook) -> None:
+        self._conn = conn
+        self._ep = ep
+        self._before = before
+        self._after = after
+        self._queue: collections.deque[Any] = collections.deque()
+        self._event = asyncio.Event()
+        self._asked: dict[int, tuple[Any, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+        conn.on_server = self._request
+        conn.server_broken = self._broken
+
+    def _request(self, message: Any) -> None:
+        self._queue.append(message)
+        self._event.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    async def _requests(self) -> Any:
+        while True:
+            while not self._queue:
+                self._event.clear()
+                await self._event.wait()
+            message = self._queue.popleft()
+            if message is END:
+                return
+            self._conn.net.stats["kv: pipelined batches"] += 1
+            self._asked[message.id] = (message.batch, self._before(self._ep, "Batch",
+                                                                    message.batch))
+            yield message
+
+    async def _serve(self) -> None:
+        if self._ep.kv is None:
+            self._conn.fail("no KV service on this member", "unimplemented")
+            return
+        try:
+            async for answer in self._ep.kv.Pipeline(self._requests(), _Context(None)):
+                asked = self._asked.pop(answer.id, None)
+                if asked is not None:
+                    self._after(self._ep, "Batch", asked[0], answer.batch, asked[1])
+                self._conn.to_client(answer)
+        except Exception as exc:
+            self._conn.fail(f"pipeline handler failed: {exc!r}", "internal")
             return
         self._conn.to_client(END)
 

@@ -81,6 +81,9 @@ class Workload:
             endpoints, timeout=5.0, attempt_timeout=1.0, cluster_id=CLUSTER_ID,
             rng=random.Random(sim.rng.getrandbits(64)), stub_factory=sim.stub_factory(host),
         )
+        # The simulated stubs serve the Pipeline stream too: batch over it, as a
+        # client over gRPC does (the router turns it off for stub factories).
+        client._router.pipeline = True
         return client, ctx
 
     def start(self) -> None:
