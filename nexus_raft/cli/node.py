@@ -30,8 +30,9 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -232,13 +233,33 @@ async def serve(
         ", witness" if config.is_witness else "",
     )
     try:
-        await stop.wait()
-        _log.info("member %d shutting down", config.id)
+        failure = await _until_stopped(stop, node.wait_failed())
+        if failure is None:
+            _log.info("member %d shutting down", config.id)
     finally:
         await node.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+    if failure is not None:
+        # A member that cannot write its data exits (status 1) rather than
+        # serve a state it can no longer keep; restart it once fixed.
+        fail(failure, 1)
     _log.info("member %d stopped", config.id)
+
+
+async def _until_stopped(stop: asyncio.Event, failed: Coroutine[Any, Any, str]) -> str | None:
+    """Wait for SIGTERM/SIGINT (None) or for the node to stop on its own (the reason)."""
+    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(failed)}
+    try:
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    for task in done:
+        result = task.result()
+        if isinstance(result, str):
+            return result
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,7 +205,7 @@ async def serve(
                 await asyncio.wait_for(stop.wait(), _POLL_SECONDS)
             except asyncio.TimeoutError:
                 pass
-            if stop.is_set():
+            if stop.is_set() or witness.node.failure is not None:
                 break
             view = witness.node.status()
             now = loop.time()
@@ -222,6 +222,11 @@ async def serve(
         await witness.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+    failure = witness.node.failure
+    if failure is not None:
+        # It cannot write its metadata log (a full disk): exit 1, one line.
+        out.emit("failed", None, failure)
+        fail(failure, 1)
     out.emit("stopped", None, f"witness {config.id} stopped")
 
 

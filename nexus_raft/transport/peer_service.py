@@ -14,6 +14,8 @@ Every peer request passes three gates before its handler sees it, in order:
    ``peer-refused``): answered at once, logged at WARNING, rate-limited,
    never a traceback.
 
+A handler's :class:`~nexus_raft.errors.Unavailable` (the node is stopping
+or its storage failed) is answered UNAVAILABLE with a rate-limited warning.
 Any other handler exception is answered INTERNAL and logged with its
 traceback: that is a bug, not a hostile peer.
 """
@@ -27,6 +29,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from nexus_raft.errors import Unavailable
 from nexus_raft.transport._generated import raft_pb2 as pb
 from nexus_raft.transport._generated import raft_pb2_grpc as pb_grpc
 from nexus_raft.transport.errors import (
@@ -103,6 +106,11 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
     async def _handler_failed(self, context: Any, method: str, exc: BaseException) -> NoReturn:
         if isinstance(exc, PeerRefused):
             await self._refuse(context, method, exc)
+        if isinstance(exc, Unavailable):
+            # The node cannot serve right now (stopping, or its storage failed):
+            # an expected condition, answered UNAVAILABLE without a traceback.
+            self._warn.warning(("unavailable", method), "%s not served: %s", method, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{method}: {exc}")
         _log.error("handler %s failed", method, exc_info=exc)
         await context.abort(
             grpc.StatusCode.INTERNAL,

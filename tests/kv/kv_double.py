@@ -135,6 +135,9 @@ class DoubleCluster:
         self.addresses: dict[int, str] = {}
         self.lose_answers = 0  # apply, then fail the next N proposals with Timeout
         self.explode = False  # proposals raise an unexpected exception (a bug)
+        # Members that still believe they lead but fail every proposal (a
+        # leader whose disk is full): Batch answers OK with UNAVAILABLE per op.
+        self.broken: set[int] = set()
         self.proposals = 0
         self.forwarded = 0  # requests a follower ran "through the leader"
 
@@ -157,7 +160,7 @@ class DoubleNode:
 
     @property
     def is_leader(self) -> bool:
-        return self.cluster.leader_id == self.id
+        return self.cluster.leader_id == self.id or self.id in self.cluster.broken
 
     @property
     def leader_id(self) -> int | None:
@@ -200,6 +203,8 @@ class DoubleNode:
         self._require_leader(forward)
         if self.cluster.explode:
             raise RuntimeError("boom (test double)")
+        if self.id in self.cluster.broken:
+            return [Unavailable("raft driver failed: no space left (test double)")] * len(commands)
         self.cluster.proposals += len(commands)
         results: list[bytes | BaseException] = [
             await self.cluster.kv.apply(KVCommand.decode(c)) for c in commands

@@ -82,6 +82,27 @@ def test_follows_a_leader_change_and_a_dead_leader() -> None:
     run(body)
 
 
+def test_per_operation_unavailable_in_an_ok_batch_moves_the_client_to_another_member() -> None:
+    """A leader that cannot write (its disk is full) answers Batch with OK and
+    UNAVAILABLE per operation; the client used to take the OK as proof of
+    leadership and retry there until its deadline."""
+
+    async def body() -> None:
+        async with double_cluster() as c, Client(list(c.addresses.values()), timeout=3) as client:
+            await client.put("k", b"1")
+            assert client.leader == c.addresses[1]
+            c.cluster.broken.add(1)  # node 1 still thinks it leads; node 2 took over
+            c.cluster.leader_id = 2
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await client.put("k", b"2")
+            assert loop.time() - t0 < 1.0
+            assert client.leader == c.addresses[2]
+            assert await client.get("k") == b"2"
+
+    run(body)
+
+
 def test_gives_up_with_a_clear_error_when_no_leader() -> None:
     async def body() -> None:
         async with (

@@ -37,7 +37,7 @@ from nexus_raft.consensus.node.attributes import MemberAttributes, decode_publis
 from nexus_raft.consensus.node.metrics import Histogram
 from nexus_raft.consensus.node.snapshot import iter_file
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
-from nexus_raft.errors import NexusRaftError, ProposalDropped, Unavailable
+from nexus_raft.errors import NexusRaftError, ProposalDropped, StorageError, Unavailable
 
 __all__ = ["Applier", "ProposalGroup", "Proposals"]
 
@@ -228,6 +228,8 @@ class Applier:
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
+        # Called once, with the error, when applying stops on a failure.
+        self.on_failed: Callable[[BaseException], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -318,12 +320,18 @@ class Applier:
             except Exception as exc:
                 # A state machine that fails to apply cannot continue: the
                 # replicas would diverge. Stop applying and fail waiters.
-                _log.critical("state machine failed; applying stopped", exc_info=True)
+                _log.critical(
+                    "state machine failed; applying stopped: %s",
+                    exc,
+                    exc_info=not isinstance(exc, StorageError),
+                )
                 self._failed = exc
                 self._fail_waiters(Unavailable(f"state machine failed: {exc}"))
                 self._proposals.fail_all(Unavailable(f"state machine failed: {exc}"))
                 if isinstance(item, (_Restore, _Take)) and not item.done.done():
                     item.done.set_exception(exc)
+                if self.on_failed is not None:
+                    self.on_failed(exc)
                 return
 
     async def _apply(self, entries: Sequence[Entry]) -> None:

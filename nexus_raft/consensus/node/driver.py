@@ -84,7 +84,7 @@ from nexus_raft.consensus.node.snapshot import (
     install_path,
     keep_for_install,
 )
-from nexus_raft.errors import NexusRaftError, NotLeader, Unavailable
+from nexus_raft.errors import NexusRaftError, NotLeader, StorageError, Unavailable
 
 __all__ = ["Driver", "RequestRefused"]  # RequestRefused: from .answers
 
@@ -153,6 +153,8 @@ class Driver:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.failed: BaseException | None = None
+        # Called once, with the error, when the driver stops on a failure.
+        self.on_failed: Callable[[BaseException], None] | None = None
         # Peers' requests waiting for the core's answers.
         self.answers = Answers()
         # Read-index context -> the caller waiting for its read state.
@@ -316,10 +318,19 @@ class Driver:
                     raft.advance(rd)
         except Exception as exc:
             self.failed = exc
-            _log.critical("node %d: raft driver stopped", self.id, exc_info=True)
+            # A storage failure (a full disk) is said in one line by the node;
+            # anything else is a bug and keeps its traceback.
+            _log.critical(
+                "node %d: raft driver stopped: %s",
+                self.id,
+                exc,
+                exc_info=not isinstance(exc, StorageError),
+            )
             err = Unavailable(f"raft driver failed: {exc}")
             self._fail_waiting(err)
             self.proposals.fail_all(err)
+            if self.on_failed is not None:
+                self.on_failed(exc)
 
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.soft_state is not None:

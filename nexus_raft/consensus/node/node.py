@@ -161,6 +161,8 @@ class RaftNode(ServingAPI, AdminAPI):
         self._ctx_nonce = (rng if rng is not None else random.Random()).getrandbits(64)
         self._started = False
         self._closed = False
+        self._failure: str | None = None
+        self._failed_event = asyncio.Event()
         self._last_compact = 0
         self.metrics = NodeMetrics()
         self.alerts = Alerts(config.id)
@@ -323,6 +325,7 @@ class RaftNode(ServingAPI, AdminAPI):
         )
         self._register_client_services()
         await self._serve(cfg)
+        self._applier.on_failed = self._driver.on_failed = self._fatal
         self._applier.start()
         self._driver.start()
         self._publisher = Publisher(
@@ -394,6 +397,8 @@ class RaftNode(ServingAPI, AdminAPI):
         d = self._driver
         if d is None or self._closed:
             raise Unavailable("node is not running")
+        if self._failure is not None:
+            raise Unavailable(self._failure)
         if d.failed is not None:
             raise Unavailable(f"node failed: {d.failed}")
         return d

@@ -9,19 +9,21 @@ port never accepts a peer RPC, so operators can firewall peer traffic apart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 
+from nexus_raft.consensus.core.messages import Role
 from nexus_raft.consensus.node.attributes import url_endpoint
 from nexus_raft.consensus.node.config import WILDCARD_HOSTS, NodeConfig
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.node.observe import Observability
 from nexus_raft.consensus.node.peers import Peers
 from nexus_raft.consensus.node.server import PeerHandler
-from nexus_raft.errors import ConsensusError, Unavailable
+from nexus_raft.errors import ConsensusError, NexusRaftError, StorageError, Unavailable
 from nexus_raft.transport.factory import GRPC, PeerTransport
 from nexus_raft.transport.handler import RaftHandler
 from nexus_raft.transport.identity import PeerIdentity, authenticated_member
@@ -32,6 +34,9 @@ __all__ = ["ServingAPI", "start_servers"]
 _log = logging.getLogger("nexus_raft.consensus.node.node")
 
 Register = Callable[[grpc.aio.Server], None]
+
+# Server stops started from a callback (kept referenced until done).
+_STOPPING: set[asyncio.Task[None]] = set()
 
 
 class ServingAPI:
@@ -51,6 +56,9 @@ class ServingAPI:
     _driver: Driver | None
     _observe: Observability
     _transport: PeerTransport
+    _closed: bool
+    _failure: str | None
+    _failed_event: asyncio.Event
 
     @property
     def id(self) -> int:
@@ -165,6 +173,72 @@ class ServingAPI:
             self._identity,
             self._transport,
         )
+
+    # --- stopping on a storage failure ------------------------------------------------
+
+    @property
+    def failure(self) -> str | None:
+        """Why the node stopped serving on its own (one line), or None.
+
+        A member whose log or state machine cannot be written (a full disk,
+        a failing device) stops serving at once, reads included: it would
+        otherwise answer from a state it can no longer keep. It leaves the
+        cluster to elect another leader; restarted once the cause is fixed,
+        it recovers from its data directory (nothing acknowledged is lost:
+        every acknowledged write was fsync'd) and catches up.
+        """
+        return self._failure
+
+    async def wait_failed(self) -> str:
+        """Wait until the node stops on its own; returns :attr:`failure`."""
+        await self._failed_event.wait()
+        assert self._failure is not None
+        return self._failure
+
+    def _fatal(self, exc: BaseException) -> None:
+        """The driver or the apply task stopped on ``exc``: stop serving now."""
+        if self._failure is not None or self._closed:
+            return
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        what = "write its data" if isinstance(exc, StorageError) else "continue"
+        self._failure = (
+            f"node {self.id} cannot {what} ({self.config.data_dir}): {reason}; "
+            "it stopped serving and left the cluster to the other members"
+        )
+        _log.critical("%s", self._failure)
+        self._failed_event.set()
+        loop = asyncio.get_running_loop()
+        jobs = [s.stop(grace=0) for s in {self._server, self._peer_server} if s is not None]
+        jobs.append(self._hand_over())
+        for job in jobs:
+            task = loop.create_task(job)
+            _STOPPING.add(task)
+            task.add_done_callback(_STOPPING.discard)
+
+    async def _hand_over(self) -> None:
+        """A failed leader steps down at once: TimeoutNow to its most up-to-date voter.
+
+        The core cannot be driven any more, but its view of the followers is
+        intact; without this the others would wait out an election timeout.
+        """
+        d, peers = self._driver, self._peers
+        if d is None or peers is None or d.raft.role is not Role.LEADER:
+            return
+        raft = d.raft
+        voters = raft.conf_state.full_voters - {self.id}
+        best = max(
+            (nid for nid in voters if nid in raft.prs),
+            key=lambda nid: raft.prs[nid].match,
+            default=None,
+        )
+        if best is None:
+            return
+        try:
+            client = await peers.client(best)
+            await client.timeout_now(raft.term, self.id, timeout=1.0)
+            _log.warning("node %d: handed leadership to %d before stopping", self.id, best)
+        except (NexusRaftError, KeyError) as exc:
+            _log.warning("node %d: could not hand leadership to %d: %s", self.id, best, exc)
 
     def _add(self, into: list[Register], register: Register, what: str) -> None:
         if not callable(register):

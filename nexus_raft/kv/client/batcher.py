@@ -16,7 +16,8 @@ batches:
 Each operation keeps its own deadline. A batch-level failure re-queues the
 batch (same client_id/seq, so a retry is applied once); per-operation
 retryable errors (NOT_LEADER, UNAVAILABLE, TIMEOUT) re-queue just that
-operation; anything else fails it. An operation whose deadline passes fails
+operation (after NOT_LEADER or UNAVAILABLE, for another member); anything
+else fails it. An operation whose deadline passes fails
 with the last error seen.
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 
 from nexus_raft.errors import NexusRaftError, NotLeader, Timeout, Unavailable
 from nexus_raft.kv.client.router import Backoff, Router
-from nexus_raft.kv.wire import RETRYABLE_CODES, exception_from_error, kv_pb2
+from nexus_raft.kv.wire import RETRYABLE_CODES, UNAVAILABLE, exception_from_error, kv_pb2
 
 __all__ = ["Batcher"]
 
@@ -176,14 +177,19 @@ class Batcher:
                 failure = exception_from_error(error, where=target)
                 item.last_error = failure
                 retry.append(item)
-                # NOT_LEADER steers the retry to the named leader (or elsewhere);
-                # UNAVAILABLE/TIMEOUT for one op of an answered batch say
-                # nothing against this member, so the retry goes back to it.
+                # NOT_LEADER steers the retry to the named leader (or elsewhere).
+                # UNAVAILABLE inside an answered batch means this member cannot
+                # serve the operation (its log or state machine failed, it is
+                # shutting down, the proposal was dropped): an OK batch is no
+                # proof of leadership then, so the retry goes to another
+                # member. A TIMEOUT says nothing against the member.
                 if isinstance(failure, NotLeader):
                     if failure.leader_address:
                         self._router.note_leader(failure.leader_address)
                     else:
                         self._router.mark_failed(target)
+                elif error.code == UNAVAILABLE:
+                    self._router.mark_failed(target)
             else:
                 item.future.set_exception(exception_from_error(error, where=target))
         for item in items[len(resp.results) :]:  # a short answer: treat as not attempted
