@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from nexus_raft.consensus.state_machine import ChunkedSnapshot
@@ -51,7 +51,11 @@ from nexus_raft.kv.records import (
 from nexus_raft.kv.sessions import SessionTable, decode_session
 from nexus_raft.kv.snapshot import TREE_CODES, encode_stream, load_stream
 from nexus_raft.kv.views import ReadView
-from nexus_raft.kv.watch_hub import WatchEvent, WatchHub, WatchStream, stored_event
+from nexus_raft.kv.watch_hub import (
+    WatchHub,
+    WatchStream,
+    replay_history,
+)
 from nexus_raft.storage import Batch, Store
 
 __all__ = ["KVStateMachine"]
@@ -102,7 +106,7 @@ class KVStateMachine:
         session_ttl_ms: int = 3_600_000,
         max_events: int = 100_000,
         max_event_bytes: int = 64 << 20,
-        watch_buffer: int = 10_000,
+        watch_buffer: int = 1024,
         snapshot_chunk_bytes: int = 1 << 20,
     ) -> None:
         self.max_value_bytes = _positive("max_value_bytes", max_value_bytes)
@@ -484,13 +488,7 @@ class KVStateMachine:
             events = view.tree(EVENTS_TREE).range(event_key(wanted, sub), None)
             matches = stream.matches
 
-            def replay() -> Iterator[WatchEvent]:
-                for raw_key, value in events:
-                    event = stored_event(raw_key, value)
-                    if matches(event.key):
-                        yield event
-
-            stream.set_replay(replay(), view.close)
+            stream.set_replay(replay_history(events, matches), view.close)
 
     # --- snapshots -------------------------------------------------------------------------------
 

@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
 from nexus_raft.kv.records import KeyRecord, decode_event, split_event_key
 
-__all__ = ["WatchEvent", "WatchHub", "WatchStream", "stored_event"]
+__all__ = ["PAUSE", "WatchEvent", "WatchHub", "WatchStream", "replay_history", "stored_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,42 @@ def stored_event(raw_key: bytes, raw: bytes) -> WatchEvent:
     if new is None:
         return WatchEvent(main, key, None, sub, 0, 0, 0, prev)
     return WatchEvent(main, key, new.value, sub, new.create, new.version, new.lease, prev)
+
+
+class _Pause:
+    """Yielded by a replay iterator between stretches of non-matching history."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PAUSE"
+
+
+PAUSE = _Pause()
+"""A replay iterator yields this after scanning many events that match nothing,
+so that a consumer on the event loop yields before it reads on (a watch from
+revision 1 on a large history must not stall the member)."""
+
+_REPLAY_SCAN = 256
+"""Stored events scanned without a match before a replay yields :data:`PAUSE`."""
+
+
+def replay_history(
+    events: Iterable[tuple[bytes, bytes]], matches: Callable[[bytes], bool]
+) -> Iterator[WatchEvent | _Pause]:
+    """The stored events (``kv.events`` key/value pairs) whose key ``matches``,
+    with :data:`PAUSE` after every 256 that do not."""
+    skipped = 0
+    for raw_key, value in events:
+        event = stored_event(raw_key, value)
+        if matches(event.key):
+            skipped = 0
+            yield event
+        else:
+            skipped += 1
+            if skipped >= _REPLAY_SCAN:
+                skipped = 0
+                yield PAUSE
 
 
 # Re-arms a stream that fell behind: checks its next revision against the
@@ -113,7 +149,7 @@ class WatchStream:
         self._buffer: deque[WatchEvent] = deque()
         self._overflow = False
         self._closed = False
-        self._replay: Iterator[WatchEvent] | None = None
+        self._replay: Iterator[WatchEvent | _Pause] | None = None
         self._release: Callable[[], None] | None = None
         self._resume: Resume | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -152,7 +188,9 @@ class WatchStream:
 
     # --- wiring used by the state machine ----------------------------------------------
 
-    def set_replay(self, events: Iterator[WatchEvent], release: Callable[[], None]) -> None:
+    def set_replay(
+        self, events: Iterator[WatchEvent | _Pause], release: Callable[[], None]
+    ) -> None:
         """Replay ``events`` (history) before live events; ``release`` frees their source.
 
         Called with publishing blocked, so the buffer is reset in step with
@@ -225,6 +263,11 @@ class WatchStream:
                 if event is None:
                     self._drop_replay()
                     continue
+                if isinstance(event, _Pause):
+                    # A long stretch of history matched nothing: let the
+                    # event loop run before reading on.
+                    await asyncio.sleep(0)
+                    continue
                 if not self._take(event):
                     continue
                 return event
@@ -277,7 +320,7 @@ class WatchStream:
                 if event is None:
                     self._drop_replay()
                     continue
-                if self._take(event):
+                if not isinstance(event, _Pause) and self._take(event):
                     return event
                 continue
             with self._lock:
@@ -351,7 +394,7 @@ class WatchHub:
 
     __slots__ = ("_limit", "_lock", "_streams")
 
-    def __init__(self, *, buffer_limit: int = 10_000) -> None:
+    def __init__(self, *, buffer_limit: int = 1024) -> None:
         if not isinstance(buffer_limit, int) or isinstance(buffer_limit, bool):
             raise TypeError(f"buffer_limit must be an int, not {type(buffer_limit).__name__}")
         if buffer_limit < 1:

@@ -259,6 +259,7 @@ class Running:
     cluster: DoubleCluster
     servers: dict[int, grpc.aio.Server]
     addresses: dict[int, str]
+    services: dict[int, KVService] = field(default_factory=dict)
 
     async def stop(self, node_id: int) -> None:
         await self.servers.pop(node_id).stop(grace=None)
@@ -271,17 +272,19 @@ async def double_cluster(
     """Start ``size`` real gRPC servers with KVService over DoubleNodes; stop them on exit."""
     cluster = DoubleCluster()
     servers: dict[int, grpc.aio.Server] = {}
+    services: dict[int, KVService] = {}
     try:
         for node_id in range(1, size + 1):
             server = grpc.aio.server()
             port = server.add_insecure_port("127.0.0.1:0")
             cluster.addresses[node_id] = f"127.0.0.1:{port}"
             node = DoubleNode(node_id, cluster, witness=node_id == witness)
-            KVService(node, timeout=2.0, forward=forward).register(server)
+            services[node_id] = KVService(node, timeout=2.0, forward=forward)
+            services[node_id].register(server)
             await server.start()
             servers[node_id] = server
         cluster.leader_id = leader
-        yield Running(cluster, servers, dict(cluster.addresses))
+        yield Running(cluster, servers, dict(cluster.addresses), services)
     finally:
         for server in servers.values():
             await server.stop(grace=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -232,6 +233,101 @@ def test_bad_input_is_rejected_and_the_service_keeps_serving() -> None:
             assert await client.get("k") == b"v"
 
     run(body)
+
+
+def test_undecodable_requests_get_the_error_kv_proto_promises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Bytes that are no request message: answered INVALID_ARGUMENT in the
+    response's error (not a raw UNKNOWN), with no traceback in the log."""
+    garbage = b"\xff\xff\xff\xff\x0f"
+
+    async def body() -> None:
+        async with double_cluster() as c:
+            channel = grpc.aio.insecure_channel(c.addresses[1])
+            try:
+                for method, response in (
+                    ("Put", kv_pb2.PutResponse),
+                    ("Batch", kv_pb2.BatchResponse),
+                    ("Status", kv_pb2.StatusResponse),
+                ):
+                    call = channel.unary_unary(f"/nexus.kv.KV/{method}")
+                    for _ in range(20):
+                        raw = await call(garbage, timeout=5)
+                        answer = response.FromString(raw)
+                        assert answer.error.code == kv_pb2.INVALID_ARGUMENT
+                        assert "could not decode" in answer.error.message
+                watch = channel.unary_stream("/nexus.kv.KV/Watch")
+                answers = [kv_pb2.WatchResponse.FromString(r) async for r in watch(garbage)]
+                assert [a.error.code for a in answers] == [kv_pb2.INVALID_ARGUMENT]
+            finally:
+                await channel.close()
+            async with Client([c.addresses[1]], timeout=2) as client:
+                await client.put("still", b"serving")
+
+    with caplog.at_level(logging.INFO):
+        run(body)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    warned = [r for r in caplog.records if "undecodable" in r.getMessage()]
+    assert 1 <= len(warned) <= 12  # rate-limited: at most 3 per method
+
+
+def test_watches_are_bounded_per_connection_and_unread_ones_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The watch policy: a connection past its limit of open watches is told
+    so at once (TOO_LARGE); a stream the client does not read ends after the
+    send timeout (RESOURCE_EXHAUSTED), freeing its slot; writes go on."""
+
+    async def body() -> None:
+        async with double_cluster() as c:
+            policy = c.services[1].watch_policy
+            policy.max_per_connection = 3
+            policy.send_timeout = 0.5
+            # Without BDP probing the client's window stays at 64 KiB: an
+            # unread stream really stops accepting data.
+            channel = grpc.aio.insecure_channel(
+                c.addresses[1], options=[("grpc.http2.bdp_probe", 0)]
+            )
+            try:
+                stub = kv_pb2_grpc.KVStub(channel)
+                calls = [stub.Watch(kv_pb2.WatchRequest(prefix=b"w/")) for _ in range(3)]
+                for call in calls:  # each is established (first message read)
+                    assert (await call.read()).error.code == kv_pb2.OK
+                extra = stub.Watch(kv_pb2.WatchRequest(prefix=b"w/"))
+                refused = await extra.read()
+                assert refused.error.code == kv_pb2.TOO_LARGE
+                assert "too many watches on one connection (limit 3)" in refused.error.message
+                # Nobody reads the three: flood them, and they end.
+                async with Client([c.addresses[1]], timeout=5) as client:
+                    value = b"x" * 20_000
+                    await asyncio.gather(*(client.put(f"w/{i}", value) for i in range(200)))
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while policy.open_on(_peer_of(c, policy)) and loop.time() < deadline:
+                    await asyncio.sleep(0.05)
+                for call in calls:
+                    with pytest.raises(grpc.aio.AioRpcError) as ended:
+                        while True:
+                            message = await call.read()
+                            assert message is not grpc.aio.EOF
+                    assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                # The slots are free again.
+                again = stub.Watch(kv_pb2.WatchRequest(prefix=b"w/"))
+                assert (await again.read()).error.code == kv_pb2.OK
+                again.cancel()
+            finally:
+                await channel.close()
+
+    with caplog.at_level(logging.WARNING):
+        run(body)
+    assert any("not read for" in r.getMessage() for r in caplog.records)
+
+
+def _peer_of(c: Running, policy: Any) -> str:
+    """The one connection that has watches open (the test's own)."""
+    opened = list(policy._open)
+    return opened[0] if opened else ""
 
 
 def test_an_unexpected_server_error_is_answered_and_the_service_survives() -> None:

@@ -231,3 +231,43 @@ def test_history_is_bounded_by_bytes_too(store: Store) -> None:
     assert sm.history_floor() > 150
     with pytest.raises(Compacted):
         sm.watch("k/", start_revision=1)
+
+
+def test_a_watch_from_revision_1_on_a_long_history_does_not_stall_the_event_loop(
+    store: Store,
+) -> None:
+    """A narrow watch over a long history that matches nothing: replaying it
+    used to scan every stored event in one step, the event loop blocked
+    meanwhile. Now the loop runs between stretches of 256 scanned events."""
+    sm = KVStateMachine(store)
+    n = 8_000
+    for start in range(1, n + 1, 4_000):
+        sm.apply_batch([(i, put(f"a/{i}", b"x")) for i in range(start, start + 4_000)])
+
+    async def main() -> int:
+        turns = 0
+        stop = False
+
+        async def other_work() -> None:
+            nonlocal turns
+            while not stop:
+                turns += 1
+                await asyncio.sleep(0)
+
+        async with sm.watch("b/", start_revision=1) as stream:
+            waiter = asyncio.ensure_future(stream.__anext__())
+            await asyncio.sleep(0)  # the replay starts
+            work = asyncio.ensure_future(other_work())
+            while stream._replay is not None:  # until the history is scanned
+                await asyncio.sleep(0)
+            scanned_turns = turns
+            stop = True
+            await work
+            sm.apply(n + 1, put("b/1", b"y"))
+            event = await asyncio.wait_for(waiter, 10)
+            assert (event.revision, event.key) == (n + 1, b"b/1")
+        return scanned_turns
+
+    turns = asyncio.run(main())
+    # 8,000 events in stretches of 256: the loop ran other work about 31 times.
+    assert turns >= n // 256 // 2, f"the loop ran other work only {turns} times"

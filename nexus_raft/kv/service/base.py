@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from nexus_raft.errors import ClusterMismatch, NexusRaftError, NotLeader, Timeout
 from nexus_raft.kv.limits import Limits
+from nexus_raft.kv.service.watch import WatchPolicy
 from nexus_raft.kv.wire import error_from_exception
 
 __all__ = ["ServedNode", "ServiceBase"]
@@ -95,6 +96,8 @@ class ServiceBase:
         self._fixed_cluster_id = cluster_id
         self._timeout = float(timeout)
         self._limits = limits or Limits()
+        self.watch_policy = WatchPolicy()
+        """Limits on watches per client connection (see kv/service/watch.py)."""
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
         self._clock: Callable[[], float] = clock or time.time

@@ -24,8 +24,7 @@ node's service down.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -37,6 +36,8 @@ from nexus_raft.kv.service.base import ServedNode, log_failure
 from nexus_raft.kv.service.batch import run_batch
 from nexus_raft.kv.service.cluster import ClusterRPCs
 from nexus_raft.kv.service.pipeline import serve_pipeline
+from nexus_raft.kv.service.register import add_checked_servicer
+from nexus_raft.kv.service.watch import serve_watch
 from nexus_raft.kv.wire import error_from_exception, kv_pb2, kv_pb2_grpc
 
 __all__ = ["KVService", "ServedNode"]
@@ -52,8 +53,12 @@ class KVService(ClusterRPCs, BackupRPCs, kv_pb2_grpc.KVServicer):  # type: ignor
     """
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Add this servicer to ``server`` (pass it to ``node.add_servicer``)."""
-        kv_pb2_grpc.add_KVServicer_to_server(self, server)
+        """Add this servicer to ``server`` (pass it to ``node.add_servicer``).
+
+        An undecodable request is answered ``INVALID_ARGUMENT`` in its
+        response's ``error`` (see :mod:`~nexus_raft.kv.service.register`).
+        """
+        add_checked_servicer(self, server)
 
     async def _propose(self, command: KVCommand, budget: float) -> KVResult:
         raw = await self._node.propose(command.encode(), timeout=budget, forward=self._forward)
@@ -260,43 +265,21 @@ class KVService(ClusterRPCs, BackupRPCs, kv_pb2_grpc.KVServicer):  # type: ignor
 
     # --- watch -------------------------------------------------------------------------
 
-    async def Watch(self, request: Any, context: Any) -> AsyncIterator[Any]:
+    async def Watch(self, request: Any, context: Any) -> None:
         """Stream events under a prefix: stored history from ``start_revision``, then live.
 
         The first message is sent at once (possibly without events) so the
         client knows the watch is established; an error ends the stream.
+        Bounded per client connection (see :mod:`~nexus_raft.kv.service.watch`).
         """
+        await serve_watch(self._open_watch, request, context, self.watch_policy)
+
+    def _open_watch(self, request: Any) -> tuple[Any, int]:
         try:
             self._check_cluster(request.cluster_id)
             prefix = self._limits.check_prefix(request.prefix)
             sm = self._state_machine()
-            stream = sm.watch(prefix, start_revision=request.start_revision)
+            return sm.watch(prefix, start_revision=request.start_revision), sm.revision()
         except Exception as exc:
             log_failure(exc)
-            yield kv_pb2.WatchResponse(error=error_from_exception(exc))
-            return
-        try:
-            yield kv_pb2.WatchResponse(revision=sm.revision())
-            async for event in stream:
-                yield kv_pb2.WatchResponse(
-                    events=[
-                        kv_pb2.WatchEvent(
-                            revision=event.revision,
-                            key=event.key,
-                            deleted=event.value is None,
-                            value=event.value or b"",
-                        )
-                    ],
-                    revision=event.revision,
-                )
-        except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            log_failure(exc)
-            yield kv_pb2.WatchResponse(error=error_from_exception(exc))
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                outcome = close()
-                if asyncio.iscoroutine(outcome):
-                    await outcome
