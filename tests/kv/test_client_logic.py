@@ -260,6 +260,13 @@ def test_undecodable_requests_get_the_error_kv_proto_promises(
                 watch = channel.unary_stream("/nexus.kv.KV/Watch")
                 answers = [kv_pb2.WatchResponse.FromString(r) async for r in watch(garbage)]
                 assert [a.error.code for a in answers] == [kv_pb2.INVALID_ARGUMENT]
+                # A request stream: the call ends with INVALID_ARGUMENT.
+                pipeline = channel.stream_stream("/nexus.kv.KV/Pipeline")
+                with pytest.raises(grpc.aio.AioRpcError) as ended:
+                    async for _ in pipeline(iter([garbage])):
+                        pass
+                assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "could not decode" in (ended.value.details() or "")
             finally:
                 await channel.close()
             async with Client([c.addresses[1]], timeout=2) as client:
