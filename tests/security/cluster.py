@@ -36,9 +36,12 @@ class SecureCluster(ProcessCluster):
         peer_mtls: bool = False,
         client_tls: bool = False,
         client_cert_auth: bool = False,
+        witnesses: Iterable[int] = (),
         extra_args: Iterable[str] = (),
     ) -> None:
-        super().__init__(base, size, extra_args=extra_args)
+        super().__init__(base, size, witnesses=witnesses, extra_args=extra_args)
+        for w in self.witnesses:
+            self.members[w].module = "nexus_raft.cli.witness"
         self.separate = separate
         self.pki = pki
         self.peer_mtls = peer_mtls

@@ -150,3 +150,34 @@ def test_mutual_tls_cluster_serves_members_and_refuses_everyone_else(
     out = subprocess.run([*ctl, "--ca", str(cluster.ca_path), "--timeout", "2", "get", "k"],
                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_a_witness_takes_the_same_tls_flags_and_refuses_strangers(
+    secure_cluster,  # type: ignore[no-untyped-def]
+    pki: MemberPki,
+) -> None:
+    cluster: SecureCluster = secure_cluster(
+        pki=pki, peer_mtls=True, client_tls=True, client_cert_auth=True, witnesses=[3]
+    )
+    client = cluster.client()
+    client.put("k", b"v")
+    assert client.get("k") == b"v"
+    info = cluster.status_of(3)  # over the witness's TLS client port
+    assert info.id == 3 and info.leader_id in (1, 2)
+    before = cluster.wait_converged()
+    peer = cluster.peer_addresses[3]
+
+    async def main() -> None:
+        beat = AppendRequest(term=before[3][0] + 1, leader_id=1, heartbeat=True)
+        async with Attacker(3, peer, cluster.cluster_id, TLSConfig(ca=pki.ca.cert)) as a:
+            with pytest.raises(PeerUnavailable):
+                await a.client.append_entries(beat)
+        pem = pki.member(2)
+        as_two = TLSConfig(cert=pem.cert, key=pem.key, ca=pki.ca.cert)
+        async with Attacker(3, peer, cluster.cluster_id, as_two) as a:
+            with pytest.raises(PeerRefused, match="member 2 cannot speak as member 1"):
+                await a.client.append_entries(beat)
+
+    asyncio.run(main())
+    assert cluster.snapshot_state() == before
+    assert "is NOT authenticated" not in cluster.members[3].log_path.read_text()
