@@ -272,7 +272,7 @@ def test_undecodable_requests_get_the_error_kv_proto_promises(
             async with Client([c.addresses[1]], timeout=2) as client:
                 await client.put("still", b"serving")
 
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="nexus_raft"):
         run(body)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     warned = [r for r in caplog.records if "undecodable" in r.getMessage()]
@@ -326,7 +326,7 @@ def test_watches_are_bounded_per_connection_and_unread_ones_end(
             finally:
                 await channel.close()
 
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING), caplog.at_level(logging.WARNING, logger="nexus_raft"):
         run(body)
     assert any("not read for" in r.getMessage() for r in caplog.records)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -176,7 +177,12 @@ def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[tup
         step(self, m)
 
     monkeypatch.setattr(Raft, "step", guarded_step)
-    yield refusals
+    logger = logging.getLogger("nexus_raft")
+    level = logger.level
+    try:
+        yield refusals
+    finally:
+        logger.setLevel(level)  # the simulator quiets the package's logger
 
 
 def test_correct_peers_pass_the_checks_in_200_simulated_clusters(
