@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/cluster.py
 	$(BIN)/python bench/witness.py
 	$(BIN)/python bench/witness_stall.py
+	$(BIN)/python bench/sim_node.py
 
 proto: $(VENV)/.installed-test
 	$(BIN)/python -m nexus_raft.transport.protogen

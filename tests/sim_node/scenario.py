@@ -127,7 +127,9 @@ async def _snapshot_under_fire(sim: Sim, faults: Faults, membership: Membership)
     where = rng.choice(("restore", "log save after restore", "log save after restore",
                         "drop_tree", "any write"))
     if m.up:
-        m.disk.arm(after=rng.randint(0, 5), when=ARMED[where], label=where,
+        # A restore takes a dozen writes and more: crash at any of them.
+        steps = 14 if where in ("restore", "drop_tree") else 5
+        m.disk.arm(after=rng.randint(0, steps), when=ARMED[where], label=where,
                    power_loss=rng.random() < 0.3)
         sim.trace("arm", f"member {m.id}: crash {where}")
     for h in others:
