@@ -364,7 +364,8 @@ def status(
     ok, quorum = _quorum(rows, leader) if probes else (info.leader_id is not None, "-")
     who = f"{info.leader_id} ({info.leader_address})" if info.leader_id else "none"
     lines = [
-        f"member     {info.id} at {info.endpoint} ({info.role}, version {info.version or '?'})",
+        f"member     {info.id} at {info.endpoint} ({info.role}, version {info.version or '?'}"
+        + (f", {info.event_loop} loop)" if info.event_loop else ")"),
         f"cluster    {info.cluster_id}",
         f"leader     {who}",
     ]

@@ -37,6 +37,7 @@ from typing import Annotated, Any
 import typer
 
 from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+from nexus_raft.cli.loops import EVENT_LOOPS, run_on, uvloop_available
 from nexus_raft.cli.tlsflags import (
     CaOpt,
     CertOpt,
@@ -133,12 +134,22 @@ def run(
         float,
         typer.Option(help="Seconds between etcd watch progress notifications (etcd: 600)."),
     ] = 600.0,
+    event_loop: Annotated[
+        str,
+        typer.Option(
+            help="auto (uvloop when installed), asyncio or uvloop; shown by nexusctl status."
+        ),
+    ] = "auto",
 ) -> None:
     """Start the member and serve until SIGTERM/SIGINT."""
     from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.errors import ConfigError
     from nexus_raft.transport.ports import check_listen
 
+    if event_loop not in EVENT_LOOPS:
+        raise typer.BadParameter(f"--event-loop must be one of {', '.join(EVENT_LOOPS)}")
+    if event_loop == "uvloop" and not uvloop_available():
+        fail("--event-loop uvloop: uvloop is not installed (pip install 'nexus-raft[uvloop]')")
     peer_map = parse_peers(peers)
     parse_endpoints(listen)
     if metrics_listen is not None:
@@ -191,8 +202,9 @@ def run(
         fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
     if not etcd_progress_interval > 0:
         raise typer.BadParameter("--etcd-progress-interval must be positive")
-    asyncio.run(
-        serve(config, etcd_progress_interval=etcd_progress_interval, forward=not redirect)
+    run_on(
+        event_loop,
+        serve(config, etcd_progress_interval=etcd_progress_interval, forward=not redirect),
     )
 
 

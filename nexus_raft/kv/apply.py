@@ -24,11 +24,14 @@ from typing import Protocol
 
 from nexus_raft.errors import InvalidCommand
 from nexus_raft.kv.commands import (
+    GROUP_MAGIC,
     KVOp,
     ParsedCommand,
     ResultCode,
+    encode_group_result,
     encode_result,
     parse_command,
+    split_group,
     validate_key,
 )
 from nexus_raft.kv.etcd.apply import ETCD_MAGIC, apply_etcd
@@ -114,6 +117,34 @@ class ApplyPass:
             return b""  # an empty payload is a no-op (the node normally skips these)
         if raw[0] == ETCD_MAGIC:
             return apply_etcd(self.ws, raw, self.sm.max_value_bytes)
+        if raw[0] == GROUP_MAGIC:
+            return self._apply_group(index, raw)
+        return self._apply_one(index, raw)
+
+    def _apply_group(self, index: int, raw: bytes) -> bytes:
+        """A group (several client writes in one entry): each applied in turn, one result each."""
+        try:
+            commands = split_group(raw)
+        except InvalidCommand as exc:
+            return encode_result(ResultCode.INVALID, self.ws.revision, None, str(exc))
+        results = []
+        for command in commands:
+            if command and command[0] == GROUP_MAGIC:
+                results.append(
+                    encode_result(
+                        ResultCode.INVALID, self.ws.revision, None, "command groups do not nest"
+                    )
+                )
+            elif command and command[0] == ETCD_MAGIC:
+                results.append(apply_etcd(self.ws, command, self.sm.max_value_bytes))
+            else:
+                results.append(self._apply_one(index, command))
+        return encode_group_result(results)
+
+    def _apply_one(self, index: int, raw: bytes) -> bytes:
+        """Apply one native KV command at ``index``; its encoded result."""
+        if not raw:
+            return encode_result(ResultCode.INVALID, self.ws.revision, None, "empty command")
         try:
             cmd = parse_command(raw)
         except InvalidCommand as exc:

@@ -15,6 +15,17 @@ Result layout::
 
 Decoding checks every length exactly, so a truncated or padded record is a
 :class:`~nexus_raft.errors.InvalidCommand`, never a silently wrong command.
+
+A *group* carries several commands in ONE log entry (a client batch: one
+entry to encode, replicate, persist and apply instead of one per write);
+its result carries one result per command, in order::
+
+    group:        magic(0xC2):u8 count:u32  (len:u32 command) * count
+    group result: magic(0xD2):u8 count:u32  (len:u32 result) * count
+
+Each command of a group is applied as if it had its own entry (its own
+session check and result, its own revision when it changes something), in
+order, all in the entry's one write batch. Groups do not nest.
 """
 
 from __future__ import annotations
@@ -33,8 +44,12 @@ __all__ = [
     "ResultCode",
     "ParsedCommand",
     "as_key",
+    "encode_group",
+    "encode_group_result",
     "encode_result",
     "parse_command",
+    "split_group",
+    "split_group_result",
     "validate_key",
 ]
 
@@ -57,6 +72,13 @@ _RES_MAGIC = 0xD1
 _RES = struct.Struct(">BBBQII")
 _RES_PACK = _RES.pack
 _F_PREV = 1
+
+GROUP_MAGIC = 0xC2
+GROUP_RESULT_MAGIC = 0xD2
+_GROUP_HEAD = struct.Struct(">BI")
+_LEN = struct.Struct(">I")
+_LEN_PACK = _LEN.pack
+_LEN_UNPACK = _LEN.unpack_from
 
 
 class KVOp(enum.IntEnum):
@@ -383,3 +405,58 @@ class KVResult:
     def failure(cls, code: ResultCode, revision: int, error: str = "") -> KVResult:
         """A result for a command that changed nothing."""
         return cls(False, revision, None, error, code)
+
+
+# --- groups: several commands in one log entry ----------------------------------------------
+
+
+def _join(magic: int, parts: list[bytes]) -> bytes:
+    out = [_GROUP_HEAD.pack(magic, len(parts))]
+    for part in parts:
+        out.append(_LEN_PACK(len(part)))
+        out.append(part)
+    return b"".join(out)
+
+
+def _split(magic: int, raw: bytes, what: str) -> list[bytes]:
+    size = len(raw)
+    if size < _GROUP_HEAD.size:
+        raise InvalidCommand(f"{what} is {size} bytes, shorter than its header")
+    got, count = _GROUP_HEAD.unpack_from(raw)
+    if got != magic:
+        raise InvalidCommand(f"bad {what} magic {got:#x}")
+    pos = _GROUP_HEAD.size
+    parts: list[bytes] = []
+    for _ in range(count):
+        if pos + 4 > size:
+            raise InvalidCommand(f"{what} is cut short")
+        (length,) = _LEN_UNPACK(raw, pos)
+        pos += 4
+        end = pos + length
+        if end > size:
+            raise InvalidCommand(f"{what} is cut short")
+        parts.append(raw[pos:end])
+        pos = end
+    if pos != size:
+        raise InvalidCommand(f"{what} has {size - pos} bytes after its last part")
+    return parts
+
+
+def encode_group(commands: list[bytes]) -> bytes:
+    """One log entry's payload carrying ``commands`` (encoded commands, not groups)."""
+    return _join(GROUP_MAGIC, commands)
+
+
+def split_group(raw: bytes) -> list[bytes]:
+    """The commands of a group; :class:`InvalidCommand` when malformed."""
+    return _split(GROUP_MAGIC, raw, "command group")
+
+
+def encode_group_result(results: list[bytes]) -> bytes:
+    """The result of a group: one encoded result per command, in order."""
+    return _join(GROUP_RESULT_MAGIC, results)
+
+
+def split_group_result(raw: bytes) -> list[bytes]:
+    """The per-command results of a group's result; :class:`InvalidCommand` when malformed."""
+    return _split(GROUP_RESULT_MAGIC, raw, "group result")

@@ -31,12 +31,11 @@ from typing import Any
 from nexus_raft.consensus.state_machine import ChunkedSnapshot
 from nexus_raft.errors import (
     Compacted,
-    InvalidCommand,
     RaftUsageError,
     Unavailable,
 )
 from nexus_raft.kv.apply import ApplyPass
-from nexus_raft.kv.commands import MAX_KEY_BYTES, KVCommand, KVResult, ResultCode, as_key
+from nexus_raft.kv.commands import MAX_KEY_BYTES, as_key
 from nexus_raft.kv.migrate import migrate, needs_migration
 from nexus_raft.kv.records import (
     FORMAT,
@@ -48,6 +47,7 @@ from nexus_raft.kv.records import (
     event_size,
     split_event_key,
 )
+from nexus_raft.kv.replay import replayed_result
 from nexus_raft.kv.sessions import SessionTable, decode_session
 from nexus_raft.kv.snapshot import TREE_CODES, encode_stream, load_stream
 from nexus_raft.kv.views import ReadView
@@ -272,17 +272,7 @@ class KVStateMachine:
         self.apply_batch(((index, b""),))
 
     def _replayed(self, command: bytes, revision: int) -> bytes:
-        try:
-            cmd = KVCommand.decode(command) if command else None
-        except InvalidCommand:
-            cmd = None
-        if cmd is not None and cmd.client_id:
-            session = self._sessions.get(cmd.client_id)
-            if session is not None and session.seq == cmd.seq:
-                return session.result
-        return KVResult.failure(
-            ResultCode.ALREADY_APPLIED, revision, "this log index was applied before"
-        ).encode()
+        return replayed_result(self._sessions, command, revision)
 
     def _commit(self, work: ApplyPass, applied: int) -> None:
         self._require_store()

@@ -40,6 +40,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str], prog: str) -> str:
         ([*BASE, "--election-ticks", "1"], "election_ticks"),
         ([*BASE, "--log-level", "loud"], "log-level"),
         ([*BASE[:3], "nowhere", *BASE[4:]], "nowhere"),
+        ([*BASE, "--event-loop", "fast"], "--event-loop"),
     ],
 )
 def test_nexus_node_rejects_bad_arguments(

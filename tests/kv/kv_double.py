@@ -21,7 +21,15 @@ from typing import Any
 import grpc
 
 from nexus_raft.errors import Compacted, NotLeader, Timeout, Unavailable
-from nexus_raft.kv.commands import KVCommand, KVOp, KVResult, ResultCode
+from nexus_raft.kv.commands import (
+    GROUP_MAGIC,
+    KVCommand,
+    KVOp,
+    KVResult,
+    ResultCode,
+    encode_group_result,
+    split_group,
+)
 from nexus_raft.kv.service.kv import KVService
 
 CLUSTER_ID = "test-cluster"
@@ -69,6 +77,7 @@ class DoubleKV:
     sessions: dict[int, tuple[int, bytes]] = field(default_factory=dict)
     rev: int = 0
     applied: int = 0  # commands actually applied (not answered from a session)
+    entries: int = 0  # log entries proposed (a group of commands is one)
     compacted_below: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -99,6 +108,15 @@ class DoubleKV:
         if command.client_id:
             self.sessions[command.client_id] = (command.seq, result)
         return result
+
+    async def apply_payload(self, payload: bytes) -> bytes:
+        """Apply one log entry's payload: a command or a group of them (a client batch)."""
+        self.entries += 1
+        if payload[:1] == bytes((GROUP_MAGIC,)):
+            return encode_group_result(
+                [await self.apply(KVCommand.decode(c)) for c in split_group(payload)]
+            )
+        return await self.apply(KVCommand.decode(payload))
 
     # the KVStateMachine read API the service uses
     def revision(self) -> int:
@@ -189,7 +207,7 @@ class DoubleNode:
         if self.cluster.explode:
             raise RuntimeError("boom (test double)")
         self.cluster.proposals += 1
-        result = await self.cluster.kv.apply(KVCommand.decode(command))
+        result = await self.cluster.kv.apply_payload(command)
         if self.cluster.lose_answers > 0:
             self.cluster.lose_answers -= 1
             raise Timeout("answer lost (test double)")
@@ -207,7 +225,7 @@ class DoubleNode:
             return [Unavailable("raft driver failed: no space left (test double)")] * len(commands)
         self.cluster.proposals += len(commands)
         results: list[bytes | BaseException] = [
-            await self.cluster.kv.apply(KVCommand.decode(c)) for c in commands
+            await self.cluster.kv.apply_payload(c) for c in commands
         ]
         if self.cluster.lose_answers > 0:
             self.cluster.lose_answers -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ from nexus_raft.consensus.core.messages import Role
 from nexus_raft.consensus.core.status import Status
 from nexus_raft.consensus.node.attributes import MemberAttributes
 
-__all__ = ["MemberStatus", "NodeStatus", "build_status"]
+__all__ = ["MemberStatus", "NodeStatus", "build_status", "event_loop_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,8 @@ class NodeStatus:
     far (what ``/readyz`` answers). ``errors`` lists what is wrong right now
     (no leader, quorum lost, state machine failed), empty when healthy.
     ``db_size`` is the bytes of the node's data directory on disk.
+    ``event_loop`` names the asyncio loop implementation the node runs on
+    (``"asyncio"`` or ``"uvloop"``).
     """
 
     id: int
@@ -77,6 +80,7 @@ class NodeStatus:
     db_size: int = 0
     startup_commit: int = 0
     errors: tuple[str, ...] = ()
+    event_loop: str = ""
 
     @property
     def has_leader(self) -> bool:
@@ -173,8 +177,18 @@ def build_status(
         db_size=db_size,
         startup_commit=startup_commit,
         errors=tuple(errors),
+        event_loop=event_loop_name(),
     )
 
 
 def _published(attrs: MemberAttributes | None) -> tuple[str, tuple[str, ...]]:
     return ("", ()) if attrs is None else (attrs.name, attrs.client_urls)
+
+
+def event_loop_name() -> str:
+    """``"uvloop"`` or ``"asyncio"``: the running loop's implementation ("" outside a loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return ""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"

@@ -104,6 +104,7 @@ class NodeInfo:
     errors: tuple[str, ...] = ()
     startup_commit: int = 0
     ready: bool = False
+    event_loop: str = ""
 
     @classmethod
     def from_pb(cls, endpoint: str, resp: Any) -> NodeInfo:
@@ -127,6 +128,7 @@ class NodeInfo:
             errors=tuple(str(e) for e in resp.errors),
             startup_commit=int(resp.startup_commit),
             ready=bool(resp.ready),
+            event_loop=str(resp.event_loop),
         )
 
     @property

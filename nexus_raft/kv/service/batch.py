@@ -5,8 +5,9 @@ per operation is what bounds a busy node, so this path avoids per-operation
 tasks, futures, timers, closures and message constructors:
 
 * every write is checked and encoded straight from its request message, then
-  all of them are handed to ``node.propose_many`` at once (one driver step,
-  one Ready, one fsync, one future and one timer for the whole batch);
+  all of them are proposed as ONE log entry (a command group, see
+  :mod:`nexus_raft.kv.commands`; several groups only past 4 MiB): one entry
+  to encode, replicate, persist and apply, one future and one timer;
 * all linearizable gets share one ``read_index`` started alongside;
 * results are written into one ``BatchResponse`` in place (``results.add()``
   and field sets, several times cheaper than building sub-messages).
@@ -43,6 +44,8 @@ from nexus_raft.kv.commands import (
     _RES_MAGIC,
     KVOp,
     ResultCode,
+    encode_group,
+    split_group_result,
 )
 from nexus_raft.kv.limits import Limits
 from nexus_raft.kv.service.base import ServedNode, log_failure
@@ -55,6 +58,10 @@ __all__ = ["MAX_RESPONSE_BYTES", "encode_write", "run_batch"]
 # (retryable) and the client sends them again in a later batch; the first
 # result always fits, so every batch makes progress.
 MAX_RESPONSE_BYTES = 8 << 20
+
+# The writes of a batch are proposed as groups of at most this many bytes
+# (one log entry each; a node refuses proposals over 8 MiB by default).
+GROUP_MAX_BYTES = 4 << 20
 
 _PUT, _DELETE, _CAS = int(KVOp.PUT), int(KVOp.DELETE), int(KVOp.CAS)
 _CMD_PACK = _CMD.pack
@@ -154,16 +161,57 @@ def _fill_write(slot: Any, kind: str, outcome: bytes | BaseException) -> None:
     slot.error.CopyFrom(error_from_exception(outcome))
 
 
+def _pack(commands: Sequence[bytes]) -> list[tuple[bytes, int]]:
+    """(payload, commands in it): consecutive commands grouped up to ``GROUP_MAX_BYTES``.
+
+    A lone command is proposed as it is (no group header).
+    """
+    packed: list[tuple[bytes, int]] = []
+    run: list[bytes] = []
+    size = 0
+    for command in commands:
+        if run and size + len(command) > GROUP_MAX_BYTES:
+            packed.append((encode_group(run) if len(run) > 1 else run[0], len(run)))
+            run, size = [], 0
+        run.append(command)
+        size += len(command) + 4
+    if run:
+        packed.append((encode_group(run) if len(run) > 1 else run[0], len(run)))
+    return packed
+
+
 async def _propose(
     node: ServedNode, commands: Sequence[bytes], budget: float, forward: bool
 ) -> Sequence[bytes | BaseException] | BaseException:
+    """One outcome per command; the batch's writes travel as one log entry (a group)."""
+    packed = _pack(commands)
     try:
-        return await node.propose_many(commands, timeout=budget, forward=forward)
+        outcomes = await node.propose_many([p for p, _ in packed], timeout=budget, forward=forward)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         log_failure(exc)
         return exc
+    if len(packed) == len(commands):
+        return outcomes
+    flat: list[bytes | BaseException] = []
+    for (_, count), outcome in zip(packed, outcomes, strict=True):
+        if count == 1:
+            flat.append(outcome)
+            continue
+        if isinstance(outcome, bytes):
+            try:
+                parts = split_group_result(outcome)
+                if len(parts) != count:
+                    raise InvalidCommand(f"group of {count} answered with {len(parts)} results")
+            except InvalidCommand as exc:
+                log_failure(exc)
+                flat.extend([exc] * count)
+            else:
+                flat.extend(parts)
+        else:
+            flat.extend([outcome] * count)
+    return flat
 
 
 async def _barrier(node: ServedNode, budget: float) -> BaseException | None:

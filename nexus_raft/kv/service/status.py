@@ -73,4 +73,5 @@ def status_to_pb(status: Any, cluster_id: str, revision: int) -> Any:
         errors=[str(e) for e in getattr(status, "errors", ())],
         startup_commit=_int(getattr(status, "startup_commit", 0)),
         ready=bool(getattr(status, "ready", False)),
+        event_loop=str(getattr(status, "event_loop", "") or ""),
     )

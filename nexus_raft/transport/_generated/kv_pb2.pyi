@@ -311,7 +311,7 @@ class StatusRequest(_message.Message):
     def __init__(self, cluster_id: _Optional[str] = ..., confirm_leader: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("error", "id", "role", "term", "leader_id", "leader_address", "commit", "applied", "last_index", "cluster_id", "revision", "members", "snapshot_index", "version", "db_size", "errors", "startup_commit", "ready", "leader_confirmed")
+    __slots__ = ("error", "id", "role", "term", "leader_id", "leader_address", "commit", "applied", "last_index", "cluster_id", "revision", "members", "snapshot_index", "version", "db_size", "errors", "startup_commit", "ready", "leader_confirmed", "event_loop")
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -331,6 +331,7 @@ class StatusResponse(_message.Message):
     STARTUP_COMMIT_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     LEADER_CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_LOOP_FIELD_NUMBER: _ClassVar[int]
     error: Error
     id: int
     role: str
@@ -350,7 +351,8 @@ class StatusResponse(_message.Message):
     startup_commit: int
     ready: bool
     leader_confirmed: bool
-    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., commit: _Optional[int] = ..., applied: _Optional[int] = ..., last_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., revision: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., snapshot_index: _Optional[int] = ..., version: _Optional[str] = ..., db_size: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., startup_commit: _Optional[int] = ..., ready: _Optional[bool] = ..., leader_confirmed: _Optional[bool] = ...) -> None: ...
+    event_loop: str
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., leader_address: _Optional[str] = ..., commit: _Optional[int] = ..., applied: _Optional[int] = ..., last_index: _Optional[int] = ..., cluster_id: _Optional[str] = ..., revision: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., snapshot_index: _Optional[int] = ..., version: _Optional[str] = ..., db_size: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., startup_commit: _Optional[int] = ..., ready: _Optional[bool] = ..., leader_confirmed: _Optional[bool] = ..., event_loop: _Optional[str] = ...) -> None: ...
 
 class MembersRequest(_message.Message):
     __slots__ = ("cluster_id",)
