@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -40,18 +41,48 @@ def grpc_fail(kind: str, detail: str) -> BaseException:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=detail)
 
 
+class _Aborted(Exception):
+    """``context.abort()`` ends the handler (gRPC raises too)."""
+
+
 class _Context:
-    """What the KV service asks of a gRPC context: the time left before the deadline."""
+    """What the KV service asks of a gRPC context: the time left, and for a
+    server-streaming call ``write`` (in order, over the connection), ``peer``
+    and ``abort``."""
 
-    __slots__ = ("_deadline",)
+    __slots__ = ("_conn", "_deadline")
 
-    def __init__(self, deadline: float | None) -> None:
+    def __init__(self, deadline: float | None, conn: Conn | None = None) -> None:
         self._deadline = deadline
+        self._conn = conn
 
     def time_remaining(self) -> float | None:
         if self._deadline is None:
             return None
         return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+    async def write(self, message: Any) -> None:
+        if self._conn is None:
+            raise RuntimeError("write() outside a streaming call")
+        self._conn.to_client(message)
+
+    def peer(self) -> str:
+        return f"sim:{self._conn.src}" if self._conn is not None else "sim:?"
+
+    async def abort(self, code: Any, details: str = "", **_ignored: Any) -> None:
+        if self._conn is not None:
+            name = getattr(code, "name", "").lower()
+            self._conn.fail(details, {"deadline_exceeded": "deadline"}.get(name, "unavailable"))
+        raise _Aborted(details)
+
+
+async def _drive(result: Any, conn: Conn) -> None:
+    """Run a streaming handler: an async iterator of answers, or a coroutine that writes."""
+    if inspect.isawaitable(result):
+        await result
+        return
+    async for answer in result:
+        conn.to_client(answer)
 
 
 ServeHook = Callable[[Endpoint, str, Any, Any, Any], None]
@@ -166,10 +197,10 @@ class _WatchServer:
         if self._ep.kv is None:
             self._conn.fail("no KV service on this member")
             return
-        stream = self._ep.kv.Watch(request, _Context(None))
         try:
-            async for response in stream:
-                self._conn.to_client(response)
+            await _drive(self._ep.kv.Watch(request, _Context(None, self._conn)), self._conn)
+        except _Aborted:
+            return
         except Exception as exc:
             self._conn.fail(f"watch handler failed: {exc!r}", "internal")
             return
