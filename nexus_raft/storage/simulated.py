@@ -61,6 +61,7 @@ class CrashReport:
     power_loss: bool
     lost: int
     label: str
+    holes: int = 0  # watched writes kept after a lost one (see SimulatedDisk.watched)
 
 
 class _Write:
@@ -154,6 +155,20 @@ class _DBFile:
         self.flush_at = None
         self.gen_bytes = 0
 
+    def holes(self, watched: Callable[[bytes], bool]) -> int:
+        """Writes touching ``watched`` keys that a power loss now would keep *after*
+        one touching them that it would lose (what survives is not a prefix)."""
+        lost = False
+        kept_after = 0
+        for w in self.pending:
+            if not any(watched(k) for k, _ in w.ops):
+                continue
+            if not w.durable:
+                lost = True
+            elif lost:
+                kept_after += 1
+        return kept_after
+
     def lose_unsynced(self) -> int:
         """Power loss: keep only durable writes; returns how many writes were lost."""
         lost = sum(1 for w in self.pending if not w.durable)
@@ -198,8 +213,13 @@ class SimulatedDisk:
         self.writes = 0
         self.rotations = 0
         self.lost_writes = 0
+        self.last_holes = 0  # holes of the last power_fail()
         self.observer: WriteObserver | None = None
         self.on_crash: Callable[[CrashReport], None] | None = None
+        # Keys whose writes must be lost as a prefix (e.g. a state machine's):
+        # a power loss that keeps a later one after losing an earlier one is
+        # counted in ``CrashReport.holes``.
+        self.watched: Callable[[bytes], bool] | None = None
         self._arm_skip = -1  # < 0: not armed
         self._arm_when: Callable[[], str | None] | None = None
         self._arm_label = ""
@@ -261,16 +281,21 @@ class SimulatedDisk:
         self.dead = True
         self.epoch += 1
         lost = 0
+        holes = 0
         for f in self._files.values():
             f.open = False
             if power_loss:
+                if self.watched is not None:
+                    holes += f.holes(self.watched)
                 lost += f.lose_unsynced()
         self.lost_writes += lost
         self.disarm()
-        return CrashReport(self.writes, power_loss, lost, label)
+        return CrashReport(self.writes, power_loss, lost, label, holes)
 
     def power_fail(self) -> int:
         """The power fails while the process is already down: unsynced writes go too."""
+        watched = self.watched
+        self.last_holes = sum(f.holes(watched) for f in self._files.values()) if watched else 0
         lost = sum(f.lose_unsynced() for f in self._files.values())
         self.lost_writes += lost
         return lost

@@ -56,6 +56,8 @@ class Facts:
 
     restore_crash: set[int] = field(default_factory=set)  # died inside a snapshot restore
     power_lost: set[int] = field(default_factory=set)  # lost unsynced writes in a power cut
+    # A power cut kept a state machine write after losing an earlier one (the disk says so).
+    sm_holes: set[int] = field(default_factory=set)
     empty_behind: set[int] = field(default_factory=set)  # started with an empty state machine
     behind: set[int] = field(default_factory=set)  # started behind its log snapshot
     refusals: Counter[str] = field(default_factory=Counter)  # peer requests refused, by kind
@@ -71,8 +73,10 @@ def classify(v: Violation, facts: Facts) -> str | None:
         return "10.2"
     if v.invariant in _POWER_RULES and members & facts.power_lost:
         return "10.5"
-    if v.invariant in _HOLE_RULES and members & facts.power_lost:
+    if v.invariant in _HOLE_RULES and members & facts.sm_holes:
         return "sm-holes"
+    if v.invariant == "linearizability" and facts.sm_holes:
+        return "sm-holes"  # a read answered from the holed state machine
     if v.invariant == "liveness" and facts.refusals["not-member"]:
         return "guard"
     return None

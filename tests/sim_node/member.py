@@ -65,6 +65,7 @@ class Member:
         )
         self.disk.observer = sim.obs.tap(node_id)
         self.disk.on_crash = self._disk_crashed
+        self.disk.watched = sim.obs.sm_key(node_id)
         self.data_dir = Path(sim.tmp) / f"n{node_id}"
         self.process: Process | None = None
         self.node: RaftNode | None = None
@@ -205,6 +206,8 @@ class Member:
                 if lost:
                     self.sim.hit("power loss lost unsynced writes")
                     self.sim.facts.power_lost.add(self.id)
+                if self.disk.last_holes:
+                    self.sim.facts.sm_holes.add(self.id)
             return
         report = self.disk.crash(power_loss=power_loss, label=why)
         self.sim.trace("kill", f"member {self.id} {why}"
@@ -212,6 +215,8 @@ class Member:
         if power_loss and report.lost:
             self.sim.hit("power loss lost unsynced writes")
             self.sim.facts.power_lost.add(self.id)
+        if report.holes:
+            self.sim.facts.sm_holes.add(self.id)
         self._down(report)
 
     def _down(self, report: CrashReport | None) -> None:

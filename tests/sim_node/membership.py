@@ -83,6 +83,10 @@ class Membership:
         if leader is None or leader.node is None or leader.node._applier is None:
             return None
         c = leader.node._applier.conf
+        if leader.id not in c.voters:
+            # A leader that has not yet applied the configuration entries it
+            # holds (a member that just joined) is no authority on membership.
+            return None
         return set(c.voters - c.witnesses), set(c.witnesses)
 
     # --- operations -------------------------------------------------------------------------

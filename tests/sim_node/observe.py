@@ -143,6 +143,16 @@ class Observer:
         for e in run:
             tap.log[e.index] = e.term
 
+    def sm_key(self, member: int) -> Callable[[bytes], bool]:
+        """Whether a key of ``member``'s store belongs to its state machine (not the log)."""
+        tap = self.taps.setdefault(member, DiskTap(member))
+
+        def watched(key: bytes) -> bool:
+            prefix = key[:4]
+            return prefix != b"\0\0\0\0" and prefix != tap.log_prefix and prefix != tap.meta_prefix
+
+        return watched
+
     def crashed(self, member: int) -> None:
         """``member``'s process died: what it wrote since its last sync was never acted on."""
         tap = self.taps.get(member)

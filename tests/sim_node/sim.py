@@ -135,6 +135,8 @@ class Sim:
             self.facts.restore_crash.add(member.id)
         if report.lost:
             self.facts.power_lost.add(member.id)
+        if report.holes:
+            self.facts.sm_holes.add(member.id)
 
     # --- members -------------------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class Sim:
         if applier is None:
             return
         conf = applier.conf
-        if conf is self._last_conf:
+        if conf is self._last_conf or leader.id not in conf.voters:
             return
         self._last_conf = conf
         full = conf.voters - conf.witnesses

@@ -279,3 +279,20 @@ def test_flush_makes_everything_durable_and_may_be_crashed_before() -> None:
     disk.arm()
     with pytest.raises(SimulatedCrash):
         s.flush()
+
+
+def test_a_power_loss_that_keeps_a_later_watched_write_reports_a_hole() -> None:
+    disk = SimulatedDisk(flush_after=(1000, 1000))
+    s = Store.open("s", backend=disk)
+    sm = s.tree("sm")
+    s.tree("log")
+    s.flush()
+    disk.watched = lambda key: key[:4] == sm.tree_id.to_bytes(4, "big")
+    disk.write_buffer_bytes = 64
+    sm.set(b"a", b"x" * 100)  # unsynced; then the log rotates
+    sm.set(b"b", b"1")
+    synced = Batch()
+    synced.insert(b"log", b"1", tree="log")
+    s.apply_batch(synced, sync=True)  # syncs "b" (same generation), not "a"
+    report = disk.crash(power_loss=True)
+    assert report.lost == 1 and report.holes == 1
