@@ -35,7 +35,14 @@ from nexus_raft.consensus.log.codec import (
 )
 from nexus_raft.consensus.log.store import LOG_TREE, META_TREE
 from nexus_raft.errors import InvalidCommand
-from nexus_raft.kv.commands import KVCommand, KVResult, ResultCode
+from nexus_raft.kv.commands import (
+    GROUP_MAGIC,
+    KVCommand,
+    KVResult,
+    ResultCode,
+    split_group,
+    split_group_result,
+)
 from nexus_raft.kv.state_machine import KVStateMachine
 from nexus_raft.storage._layout import CATALOG_PREFIX
 from tests.sim.checker import Checker, Violation
@@ -222,6 +229,15 @@ class Observer:
     def _session(self, index: int, command: bytes, result: bytes) -> None:
         if not command:
             return
+        if command[0] == GROUP_MAGIC:
+            # One entry carrying a client batch's writes, one result each.
+            try:
+                pairs = zip(split_group(command), split_group_result(result), strict=True)
+                for one, answer in list(pairs):
+                    self._session(index, one, answer)
+            except (InvalidCommand, ValueError):
+                return
+            return
         try:
             cmd = KVCommand.decode(command)
         except InvalidCommand:
@@ -249,6 +265,11 @@ class Observer:
 def _show(command: bytes) -> str:
     if not command:
         return "no command"
+    if command[0] == GROUP_MAGIC:
+        try:
+            return "group [" + "; ".join(_show(c) for c in split_group(command)) + "]"
+        except InvalidCommand:
+            return repr(command[:40])
     try:
         c = KVCommand.decode(command)
     except InvalidCommand:

@@ -234,3 +234,17 @@ def test_the_simulated_transport_has_every_call_of_the_real_one() -> None:
                if not n.startswith("_")}
     unserved = sorted(handler - SERVED)
     assert not unserved, f"the simulated server does not call {unserved}"
+
+
+def test_a_retried_write_inside_a_command_group_is_checked_too() -> None:
+    from nexus_raft.kv.commands import encode_group, encode_group_result
+
+    obs, seen = _observer()
+    group = encode_group([_cmd(b"a", b"1", 7, 1), _cmd(b"b", b"2", 8, 4)])
+    answers = encode_group_result([_res(ResultCode.OK, 3), _res(ResultCode.OK, 3)])
+    obs.applied(1, [(5, group)], [answers])
+    retry = encode_group([_cmd(b"b", b"2", 8, 4)])
+    obs.applied(1, [(6, retry)], [encode_group_result([_res(ResultCode.OK, 3)])])
+    assert not seen
+    obs.applied(1, [(7, retry)], [encode_group_result([_res(ResultCode.OK, 4)])])
+    assert seen and seen[0].invariant == "session exactly-once"
