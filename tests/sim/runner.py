@@ -235,6 +235,30 @@ def _until(c: Cluster, bound: int, cond: Callable[[], bool], what: str) -> None:
     raise Violation("witness stall", f"{what}: not within {bound} ticks")
 
 
+def _metadata_tail(c: Cluster, ops: Ops, L: SimNode, F: SimNode, wit: SimNode,
+                   target: int) -> None:
+    """Issue 10 item 4's shape: F returns and catches up (its match moves, so it is
+    healthy and the witness is sent metadata only again), new writes leave the
+    witness a metadata-only tail, and the leader is to die before F has caught up.
+    Stops as soon as that holds (or when it cannot happen any more)."""
+    c.net.heal()
+    c.trace.ev(c.now, "heal", f"n{F.id} catches up while writes go on")
+    deadline = c.now + c.p.liveness_ticks
+    written = 0
+    while c.now < deadline and ops.leader_is(L) and F.applied < target:
+        if written < 6:
+            written += len(ops.propose(1, L))
+        c.tick()
+        wr, st = wit.raft, wit.storage
+        last = st.last_index()
+        if (wr is not None and F.applied < target and last > wr.log.committed
+                and last >= st.first_index() and st.entries(last, last + 1)[0].data is None):
+            SITUATIONS.hit(c.stats, "witness metadata-only tail at a leader crash")
+            c.trace.ev(c.now, "scenario", f"witness n{wit.id} ends with metadata only; "
+                       f"n{F.id} at {F.applied} of {target}: the leader dies now")
+            return
+
+
 def witness_stall(c: Cluster, ops: Ops) -> None:
     """The 2 full + 1 witness stall case of issues 4 and 6, scripted.
 
@@ -279,6 +303,11 @@ def witness_stall(c: Cluster, ops: Ops) -> None:
         c.crash(wit, "(witness restart)")
         c.restart(wit)
         c.stats["stall case: witness restarted"] += 1
+    if c.rng.random() < 0.5:
+        _metadata_tail(c, ops, L, F, wit, target)
+    # F lacks committed entries that only the witness (and L) hold: the witness
+    # must lead to bring it up to date (after a catch-up F may need nobody).
+    f_lacks = F.storage.last_index() < target
     crash_term = max(n.term for n in c.nodes.values())
     crash_tick = c.now
     c.crash(L, "(the leader)")
@@ -294,14 +323,15 @@ def witness_stall(c: Cluster, ops: Ops) -> None:
         lambda: F.alive and ops.leader_is(F) and F.applied >= target,
         f"full member n{fid} leads and applied {target}",
     )
-    if not any(term > crash_term and w == wit.id for term, w in c.witness_led):
+    if f_lacks and not any(term > crash_term and w == wit.id for term, w in c.witness_led):
         raise Violation("witness stall", f"witness n{wit.id} never led after the crash")
     for a in committed:
         got = c.check.applied.get(a.index)
         if got is None or got[0] != a.term or F.applied < a.index:
             raise Violation("witness stall", f"acked write {a} missing on n{fid}")
     c.stats["stall case: witness led and handed over"] += 1
-    SITUATIONS.hit(c.stats, "stall recovered through witness leader")
+    if f_lacks:
+        SITUATIONS.hit(c.stats, "stall recovered through witness leader")
     net.set_faults(loss=p.loss, dup=p.dup, max_delay=p.max_delay)
     if any(t > crash_tick and w == wit.id and to == fid for t, w, to in c.witness_handovers):
         c.stats["stall case: handover by TimeoutNow"] += 1

@@ -49,6 +49,9 @@ SITUATIONS = Situations(
          "a ReadIndex answered after the cluster moved to a newer term"),
         ("read waited for first commit",
          "a new leader queued a read until its first entry committed"),
+        ("witness metadata-only tail at a leader crash",
+         "the leader died while a catching-up full voter lacked committed entries and the "
+         "witness's log ended with metadata-only entries (issue 10 item 4)"),
         ("stall recovered through witness leader",
          "a witness led to bring a lagging full voter up to date and handed over"),
         ("witness dropped payloads", "a witness dropped payloads below the floor"),

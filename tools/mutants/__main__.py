@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     ap = _Parser(prog="python -m tools.mutants", description="mutation check")
     ap.add_argument("--seeds", type=int, default=500, help="core simulator seeds (CI's budget)")
-    ap.add_argument("--node-seeds", type=int, default=200, help="node simulator seeds")
+    ap.add_argument("--node-seeds", type=int, default=60,
+                    help="node simulator seeds (CI's budget)")
     ap.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8))
     ap.add_argument("--only", action="append", default=[], help="run only this mutant (repeat)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")

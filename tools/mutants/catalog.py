@@ -29,15 +29,23 @@ class Edit:
 CORE_TESTS = ("tests/consensus/core", "tests/sim")
 
 
+CORE_CHECKS = ("core sim", "fast tests")
+# The core simulator runs the core alone: a bug in the node, its log store or
+# the KV service is out of its reach. Their mutants go to their tests first
+# (quick), then to the node simulator.
+NODE_CHECKS = ("fast tests", "node sim")
+
+
 @dataclass(frozen=True)
 class Mutant:
-    """One deliberate bug; ``tests``: what the fast-tests check runs (after the simulators)."""
+    """One deliberate bug; ``tests``: what the fast-tests check runs; ``checks``: in order."""
 
     name: str
     what: str
     origin: str
     edits: tuple[Edit, ...]
     tests: tuple[str, ...] = CORE_TESTS
+    checks: tuple[str, ...] = CORE_CHECKS
 
 
 _CORE = "nexus_raft/consensus/core/"
@@ -53,7 +61,8 @@ def _m(
     name: str, what: str, origin: str, *edits: tuple[str, str, str],
     tests: tuple[str, ...] = CORE_TESTS,
 ) -> Mutant:
-    return Mutant(name, what, origin, tuple(Edit(f, o, n) for f, o, n in edits), tests)
+    checks = CORE_CHECKS if tests == CORE_TESTS else NODE_CHECKS
+    return Mutant(name, what, origin, tuple(Edit(f, o, n) for f, o, n in edits), tests, checks)
 
 
 _PAYLOADS = _CORE + "payloads.py"
@@ -106,10 +115,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     _m(
         "follower commits past the leader's entries",
-        "a follower raises its commit to the leader's, beyond the entries it verified",
+        "the leader sends its whole commit index with every append and a follower raises "
+        "its commit to it, beyond the entries it verified",
         "Raft §5.3 (commit = min(leaderCommit, index of last new entry))",
+        # Both sides: with either check alone in place the other is redundant.
         (_LOG, "        self.commit_to(min(commit, last_new))",
          "        self.commit_to(min(commit, self.last_index()))"),
+        (_REPL, "        told = min(self.log.committed, prev + len(ents))",
+         "        told = self.log.committed"),
     ),
     _m(
         "heartbeat commit not clamped to match",

@@ -56,6 +56,12 @@ class Outcome:
     seconds: float
 
 
+def _node_tolerate() -> str:
+    """The Makefile's NODE_TOLERATE (its first ``?=`` assignment, as make reads it)."""
+    m = re.search(r"^NODE_TOLERATE \?= *(.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    return m.group(1).strip() if m else ""
+
+
 def _sim_violation(out: str) -> str | None:
     m = _VIOLATION.search(out)
     return f"{m.group(2)}, seed {m.group(1)}" if m else None
@@ -76,8 +82,10 @@ def checks(seeds: int, jobs: int, node_seeds: int) -> list[Check]:
     def node(d: Path, m: Mutant | None) -> list[str] | None:
         if not (d / "tests" / "sim_node" / "__main__.py").exists():
             return None
-        # A few hundred seeds need not reach every coverage row: only violations count.
-        return [py, "-m", "tests.sim_node", "--seeds", str(node_seeds), "--allow-missing"]
+        # CI's seeds need not reach every row here: only violations count. Known
+        # bugs still being fixed are tolerated as in `make sim`.
+        return [py, "-m", "tests.sim_node", "--seeds", str(node_seeds), "--allow-missing",
+                "--tolerate", _node_tolerate()]
 
     def fast(_: Path, m: Mutant | None) -> list[str]:
         # The mutant's own test paths (its area's unit tests, the fix's regression
@@ -87,7 +95,7 @@ def checks(seeds: int, jobs: int, node_seeds: int) -> list[Check]:
 
     return [
         Check("core sim", core, 1800.0),
-        Check("node sim", node, 1800.0),
+        Check("node sim", node, 3600.0),
         Check("fast tests", fast, 1800.0),
     ]
 
@@ -170,7 +178,8 @@ def run_mutant(
     try:
         apply(mutant, scratch)
         total = 0.0
-        for check in all_checks:
+        by_name = {c.name: c for c in all_checks}
+        for check in (by_name[n] for n in mutant.checks if n in by_name):
             got = run_check(check, scratch, mutant)
             if got is None:
                 continue
