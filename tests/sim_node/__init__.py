@@ -9,6 +9,7 @@ simulated network (``net``, ``transport``, ``kvnet``) and a simulated disk
 and can crash a member between any two writes. Faults (``faults``),
 membership changes (``membership``) and a recorded client workload
 (``workload``) run per seed (``params``, ``scenario``); the checks
-(``observe``, ``sim``) stop a seed at the first broken rule, and the
-coverage table (``situations``) shows what the seeds reached.
+(``observe``, ``sim``) stop a seed at the first broken rule, ``known``
+recognises the violations of reported bugs still being fixed (``--tolerate``),
+and the coverage table (``situations``) shows what the seeds reached.
 """

@@ -67,7 +67,7 @@ def classify(v: Violation, facts: Facts) -> str | None:
     """The key of the known bug ``v`` is an instance of, or None."""
     members = {int(m) for m in re.findall(r"\bmembers? (\d+)", v.detail)}
     members |= {int(m) for m in re.findall(r"\band (\d+) hold", v.detail)}
-    if v.invariant == "node failed" and "LogCompacted" in v.detail:
+    if v.invariant == "node failed" and "LogCompacted" in v.detail.split("\n")[0]:
         return "compact"
     if members & facts.empty_behind & facts.restore_crash:
         return "10.2"

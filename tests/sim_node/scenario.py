@@ -153,6 +153,10 @@ async def _converge(sim: Sim, membership: Membership, workload: Workload) -> Non
             full, witnesses = conf
             commit = leader.node.status().commit
             lagging = []
+            for m in sim.live():
+                failed = sim.failed(m)
+                if failed is not None:
+                    raise failed
             for i in sorted(full | witnesses):
                 m = sim.members.get(i)
                 if m is None or not m.up or m.node is None:

@@ -204,6 +204,22 @@ class Sim:
 
     # --- the per-tick poll -------------------------------------------------------------
 
+    def failed(self, m: Member) -> Violation | None:
+        """A node that stopped on its own (its driver or apply task died)."""
+        node = m.node
+        d = node._driver if node is not None else None
+        if node is None or d is None:
+            return None
+        applier = node._applier
+        failed = d.failed or (applier.failed if applier is not None else None)
+        failure = getattr(node, "failure", None)
+        if failed is None and failure is None:
+            return None
+        where = "raft driver" if d.failed is not None else "apply task"
+        tb = "".join(traceback.format_exception(failed, limit=-4)).strip() if failed else ""
+        return Violation("node failed", f"member {m.id}'s {where} stopped: {failed!r}"
+                                        f"{f' ({failure})' if failure else ''}\n{tb}")
+
     def poll(self) -> None:
         """Election safety, new leaders and configuration shapes (once per tick)."""
         leader: Member | None = None
@@ -211,13 +227,9 @@ class Sim:
             d = m.node._driver if m.node is not None else None
             if d is None:
                 continue
-            applier = m.node._applier if m.node is not None else None
-            failed = d.failed or (applier.failed if applier is not None else None)
+            failed = self.failed(m)
             if failed is not None:
-                where = "raft driver" if d.failed is not None else "apply task"
-                tb = "".join(traceback.format_exception(failed, limit=-4)).strip()
-                self.violate(Violation(
-                    "node failed", f"member {m.id}'s {where} stopped: {failed!r}\n{tb}"))
+                self.violate(failed)
                 return
             if d.role is not Role.LEADER:
                 continue
