@@ -50,6 +50,9 @@ ERRORS: dict[str, tuple[grpc.StatusCode, str]] = {
     "member_not_found": (_C.NOT_FOUND, "etcdserver: member not found"),
     "member_not_learner": (_C.FAILED_PRECONDITION, "etcdserver: can only promote a learner member"),
     "request_too_large": (_C.INVALID_ARGUMENT, "etcdserver: request is too large"),
+    # Not one of etcd's (etcd sends replies of any size); see service_kv.py.
+    "response_too_large": (_C.RESOURCE_EXHAUSTED,
+                           "etcdserver: range reply is over the message limit; use a limit"),
     "auth_not_enabled": (_C.FAILED_PRECONDITION, "etcdserver: authentication is not enabled"),
     "no_leader": (_C.UNAVAILABLE, "etcdserver: no leader"),
     "not_leader": (_C.FAILED_PRECONDITION, "etcdserver: not leader"),

@@ -16,6 +16,7 @@ supported: it answers that authentication is not enabled.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
 import zlib
@@ -192,15 +193,8 @@ class MaintenanceServicer(EtcdBase, rpc_pb2_grpc.MaintenanceServicer):  # type: 
 
         async def work() -> Any:
             sm = self.state_machine()
-            crc = 0
-            with sm.read_view() as view:
-                for key, rec in view.items(b"", None):
-                    crc = zlib.crc32(key, crc)
-                    crc = zlib.crc32(rec.value, crc)
-                    crc = zlib.crc32(b"%d,%d,%d,%d" % (rec.mod, rec.create, rec.version,
-                                                       rec.lease), crc)
-                revision = view.revision
-                compacted = view.compacted
+            loop = asyncio.get_running_loop()
+            crc, revision, compacted = await loop.run_in_executor(None, _hash_kv, sm)
             resp = rpc_pb2.HashKVResponse(hash=crc, compact_revision=compacted)
             self.header(resp.header, revision)
             return resp
@@ -211,7 +205,8 @@ class MaintenanceServicer(EtcdBase, rpc_pb2_grpc.MaintenanceServicer):  # type: 
         """The KV snapshot stream, padded to 512 bytes, then its SHA-256."""
         try:
             sm = self.state_machine()
-            spool, size = _spool(sm)
+            # Written out in a worker thread: the loop keeps serving meanwhile.
+            spool, size = await asyncio.get_running_loop().run_in_executor(None, _spool, sm)
         except Exception as exc:
             await self.fail(context, exc)
             return
@@ -255,6 +250,17 @@ def _store_size(node: Any) -> int:
         return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
     except OSError:
         return 0
+
+
+def _hash_kv(sm: Any) -> tuple[int, int, int]:
+    """(CRC-32 of every key and record, revision, compact revision) from one view."""
+    crc = 0
+    with sm.read_view() as view:
+        for key, rec in view.items(b"", None):
+            crc = zlib.crc32(key, crc)
+            crc = zlib.crc32(rec.value, crc)
+            crc = zlib.crc32(b"%d,%d,%d,%d" % (rec.mod, rec.create, rec.version, rec.lease), crc)
+        return crc, view.revision, view.compacted
 
 
 def _spool(sm: Any) -> tuple[Any, int]:

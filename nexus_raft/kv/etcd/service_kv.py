@@ -6,17 +6,27 @@ and applied by the state machine with etcd's rules
 when the node can. Ranges are served by the member itself from one
 consistent view: linearizable ones after a read-index barrier (any full
 member, as the native API), serializable ones at once.
+
+A range over many keys takes long (every key in it is counted, and a reply
+may hold millions), so anything but a single-key read runs in a worker
+thread: the event loop keeps sending heartbeats and serving other RPCs
+meanwhile (a store snapshot makes the view safe to read from any thread).
+A reply over the transport's message limit is refused with a clear error
+instead of failing inside gRPC.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from nexus_raft.kv.etcd.base import EtcdBase
 from nexus_raft.kv.etcd.checks import check_key, check_put, check_txn
 from nexus_raft.kv.etcd.command import Kind
+from nexus_raft.kv.etcd.errors import EtcdError
 from nexus_raft.kv.etcd.ranges import key_range, run_range, state_at
 from nexus_raft.transport._generated.etcd import rpc_pb2, rpc_pb2_grpc
+from nexus_raft.transport.options import MAX_MESSAGE_BYTES
 
 __all__ = ["KVServicer", "range_response"]
 
@@ -44,8 +54,19 @@ class KVServicer(EtcdBase, rpc_pb2_grpc.KVServicer):  # type: ignore[misc]
             check_key(request.key)
             sm = self.state_machine()
             await self.read_barrier(request.serializable, context)
-            resp = range_response(sm, request)
+            if request.range_end or request.revision > 0:
+                loop = asyncio.get_running_loop()
+                resp = await loop.run_in_executor(None, range_response, sm, request)
+            else:
+                resp = range_response(sm, request)  # one key: cheaper than a thread hop
             self.header(resp.header, resp.header.revision)
+            size = resp.ByteSize()
+            if size > MAX_MESSAGE_BYTES - 1024:
+                raise EtcdError(
+                    "response_too_large",
+                    f"a range reply of {size} bytes is over the {MAX_MESSAGE_BYTES >> 20} MiB "
+                    "message limit; ask for fewer keys (limit) or page through the range",
+                )
             return resp
 
         return await self.answer(context, work)
