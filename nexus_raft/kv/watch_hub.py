@@ -336,6 +336,19 @@ class WatchStream:
             self._resume(self)
         return None
 
+    def complete_revision(self) -> int:
+        """A revision whose events (and all before) this stream has yielded, while it is behind.
+
+        ``next_revision - 1`` in general (more events of ``next_revision``
+        may follow), or just below the first buffered live event when no
+        history is left to replay: live events come in revision order.
+        """
+        done = self._next - 1
+        with self._lock:
+            if self._replay is None and not self._overflow and self._buffer:
+                done = max(done, self._buffer[0].revision - 1)
+        return done
+
     def ready(self) -> bool:
         """Whether an event can be taken without waiting (history left or live ones buffered)."""
         return self._replay is not None or bool(self._buffer) or self._overflow

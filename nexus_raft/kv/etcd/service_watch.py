@@ -194,7 +194,7 @@ class _Session:
                 if w.holding is not None:
                     rev = min(rev, w.holding - 1)
                 elif w.stream.ready():
-                    rev = min(rev, w.stream.next_revision - 1)
+                    rev = min(rev, w.stream.complete_revision())
                 # else: caught up. Publishing happens under the lock held here,
                 # whole transactions at a time, so it has taken every event
                 # up to the current revision.
