@@ -60,7 +60,7 @@ class EtcdBase:
         """The KV state machine (a witness has none: it cannot answer data requests)."""
         sm = self._node.state_machine
         if sm is None:
-            raise EtcdError("not_capable", "this member is a witness and holds no data")
+            raise EtcdError("witness")
         return sm
 
     def term(self) -> int:

@@ -58,6 +58,10 @@ ERRORS: dict[str, tuple[grpc.StatusCode, str]] = {
     "not_leader": (_C.FAILED_PRECONDITION, "etcdserver: not leader"),
     "leader_changed": (_C.UNAVAILABLE, "etcdserver: leader changed"),
     "not_capable": (_C.UNAVAILABLE, "etcdserver: not capable"),
+    # Not one of etcd's (etcd has no witnesses): UNAVAILABLE, so a client
+    # with several endpoints retries a read on another member.
+    "witness": (_C.UNAVAILABLE, "etcdserver: not capable: this member is a witness (it votes "
+                "and holds no data); send data requests to a full member"),
     "stopped": (_C.UNAVAILABLE, "etcdserver: server stopped"),
     "timeout": (_C.UNAVAILABLE, "etcdserver: request timed out"),
     "unhealthy": (_C.UNAVAILABLE, "etcdserver: unhealthy cluster"),

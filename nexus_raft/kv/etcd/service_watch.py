@@ -35,6 +35,7 @@ from typing import Any
 
 from nexus_raft.errors import Compacted
 from nexus_raft.kv.etcd.base import EtcdBase
+from nexus_raft.kv.etcd.errors import ERRORS
 from nexus_raft.kv.etcd.ranges import key_range
 from nexus_raft.kv.etcd.watch_events import fragments, to_event, wanted
 from nexus_raft.kv.watch_hub import WatchEvent, WatchStream
@@ -96,7 +97,7 @@ class _Session:
     async def create(self, req: Any) -> None:
         sm = self.api.node.state_machine
         if sm is None or len(self.watches) >= _MAX_WATCHES:
-            reason = "etcdserver: not capable" if sm is None else "too many watches on one stream"
+            reason = ERRORS["witness"][1] if sm is None else "too many watches on one stream"
             await self.put(self.response(-1, 0, created=True, canceled=True, cancel_reason=reason))
             return
         wid = req.watch_id
