@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,3 +319,22 @@ def test_native_client_learns_the_leaders_client_address(sides: tuple[Side, Side
             f"http://{e}" for e in nexus.endpoints)
         client.put("native/1", b"x")
         assert client.get("native/1") == b"x"
+
+
+def test_aetcd_client_in_a_subprocess(sides: tuple[Side, Side]) -> None:
+    """aetcd (PyPI) through a follower, run in its own process (its etcd stubs clash with ours)."""
+    pytest.importorskip("aetcd", reason="aetcd is a test dependency (pip install -e .[test])")
+    driver = Path(__file__).with_name("aetcd_driver.py")
+    seen = []
+    for side in sides:
+        out = subprocess.run([sys.executable, str(driver), side.follower()],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"{side.name}: {out.stderr}"
+        doc = json.loads(out.stdout)
+        doc.pop("first_revision")
+        seen.append(doc)
+    assert seen[1] == seen[0]
+    assert seen[1]["txn"] == [True, ["two"]] and not seen[1]["txn_failed"]
+    assert seen[1]["events"] == [["PUT", "ae/1", "one"], ["PUT", "ae/2", "two"],
+                                 ["PUT", "ae/3", "three"], ["DELETE", "ae/2", ""]]
+    assert seen[1]["lease_keys"] == ["ae/leased"] and seen[1]["leased_after_revoke"] is None
