@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/cluster.py
+	$(BIN)/python bench/etcd_compat.py
 	$(BIN)/python bench/witness.py
 	$(BIN)/python bench/witness_stall.py
 	$(BIN)/python bench/sim_node.py
