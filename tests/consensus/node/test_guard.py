@@ -185,13 +185,13 @@ def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[tup
         logger.setLevel(level)  # the simulator quiets the package's logger
 
 
-def test_correct_peers_pass_the_checks_in_200_simulated_clusters(
+def test_correct_peers_pass_the_checks_in_40_simulated_clusters(
     guarded: collections.Counter[tuple[str, str]],
 ) -> None:
-    """Partitions, loss, duplicates, crashes, membership changes, witnesses,
+    """Partitions, loss, duplicates, crashes, membership churn, witnesses,
     transfers: no correct message is refused for its shape or its term, and
     every seed stays safe and live with the checks filtering."""
-    violations = [r for r in (run_seed(seed) for seed in range(200)) if r.violation is not None]
+    violations = [r for r in (run_seed(seed) for seed in range(40)) if r.violation is not None]
     assert not violations, violations[0].violation
     kinds = {kind for _, kind in guarded}
     # Only stale views are refused: a sender a lagging member does not know
