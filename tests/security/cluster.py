@@ -108,6 +108,15 @@ class SecureCluster(ProcessCluster):
             self._clients.append(self._probe)
         return self._probe
 
+    def wait_published(self, timeout: float = 30.0) -> None:
+        """Wait until every member published its attributes (entries of their own in the log)."""
+
+        def check() -> bool:
+            info = self.status_of(self.wait_for_leader(), timeout=2.0)
+            return all(m.client_urls for m in info.members)
+
+        wait_until("every member to publish its client address", check, timeout)
+
     def snapshot_state(self) -> dict[int, tuple[int, int | None, int, int]]:
         """Each running member's (term, leader, last index, commit)."""
         out = {}

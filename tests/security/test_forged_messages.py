@@ -50,6 +50,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]:
     try:
         cluster.start()
         cluster.wait_for_leader()
+        cluster.wait_published()  # no log entries of the cluster's own come later
         client = cluster.client()
         for i in range(20):
             client.put(f"real/{i}", b"v")
@@ -290,9 +291,13 @@ def test_stale_term_200_mib_snapshot_is_refused_before_its_data_is_written(
             return out
 
         result = _attack(cluster, follower, send)
+        # The answer comes while the upload is still sending: gRPC may end
+        # the client's side first (INTERNAL/CANCELLED) instead of handing over
+        # the answer; what counts is that nothing was read or written.
+        raced = isinstance(result, TransportError) and result.status in ("INTERNAL", "CANCELLED")
         if sender == ATTACKER:
-            assert isinstance(result, PeerRefused), result
-        else:
+            assert isinstance(result, PeerRefused) or raced, result
+        elif not raced:
             assert isinstance(result, pb.SnapshotAck) and not result.accepted, result
             assert "stale term" in result.reason
         assert pulled[0] < 64 << 20, f"{pulled[0]} bytes were taken from the stream"
@@ -310,6 +315,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureClust
     try:
         cluster.start()
         cluster.wait_for_leader()
+        cluster.wait_published()  # no log entries of the cluster's own come later
         client = cluster.client()
         for i in range(20):
             client.put(f"real/{i}", b"v")

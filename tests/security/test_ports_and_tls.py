@@ -27,7 +27,7 @@ from nexus_raft.transport import (
     VoteRequest,
 )
 from nexus_raft.transport._generated import kv_pb2, kv_pb2_grpc
-from tests.integration.harness import REPO_ROOT
+from tests.integration.harness import REPO_ROOT, wait_until
 from tests.transport.certs import MemberPki
 
 from .cluster import Attacker, SecureCluster
@@ -48,6 +48,7 @@ def secure_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[t
         made.append(cluster)
         cluster.start()
         cluster.wait_for_leader()
+        cluster.wait_published()
         return cluster
 
     try:
@@ -162,7 +163,11 @@ def test_a_witness_takes_the_same_tls_flags_and_refuses_strangers(
     client = cluster.client()
     client.put("k", b"v")
     assert client.get("k") == b"v"
-    info = cluster.status_of(3)  # over the witness's TLS client port
+    info = wait_until(  # over the witness's TLS client port
+        "the witness to know the leader",
+        lambda: i if (i := cluster.status_of(3, timeout=2.0)).leader_id else None,
+        30.0,
+    )
     assert info.id == 3 and info.leader_id in (1, 2)
     before = cluster.wait_converged()
     peer = cluster.peer_addresses[3]

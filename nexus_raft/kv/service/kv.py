@@ -37,7 +37,7 @@ from nexus_raft.kv.service.batch import run_batch
 from nexus_raft.kv.service.cluster import ClusterRPCs
 from nexus_raft.kv.service.pipeline import serve_pipeline
 from nexus_raft.kv.service.register import add_checked_servicer
-from nexus_raft.kv.service.watch import serve_watch
+from nexus_raft.kv.service.watch import peer_of, watch_messages
 from nexus_raft.kv.wire import error_from_exception, kv_pb2, kv_pb2_grpc
 
 __all__ = ["KVService", "ServedNode"]
@@ -265,14 +265,20 @@ class KVService(ClusterRPCs, BackupRPCs, kv_pb2_grpc.KVServicer):  # type: ignor
 
     # --- watch -------------------------------------------------------------------------
 
-    async def Watch(self, request: Any, context: Any) -> None:
+    async def Watch(self, request: Any, context: Any) -> AsyncIterator[Any]:
         """Stream events under a prefix: stored history from ``start_revision``, then live.
 
         The first message is sent at once (possibly without events) so the
         client knows the watch is established; an error ends the stream.
-        Bounded per client connection (see :mod:`~nexus_raft.kv.service.watch`).
+        Bounded per client connection (see :mod:`~nexus_raft.kv.service.watch`;
+        :meth:`register` adds the send timeout).
         """
-        await serve_watch(self._open_watch, request, context, self.watch_policy)
+        messages = watch_messages(self._open_watch, request, peer_of(context), self.watch_policy)
+        try:
+            async for message in messages:
+                yield message
+        finally:
+            await messages.aclose()
 
     def _open_watch(self, request: Any) -> tuple[Any, int]:
         try:

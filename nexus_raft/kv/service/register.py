@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
+from nexus_raft.kv.service.watch import write_all
 from nexus_raft.kv.wire import kv_pb2
 from nexus_raft.transport.ratelimit import LogLimiter
 
@@ -117,6 +118,15 @@ def _bidi(method: str, impl: Callable[..., Any]) -> Callable[..., Any]:
     return handle
 
 
+def _written(impl: Callable[..., Any], policy: Any) -> Callable[..., Any]:
+    """``Watch`` sent with ``context.write`` and the policy's send timeout."""
+
+    async def watch(request: Any, context: Any) -> None:
+        await write_all(impl(request, context), context, policy)
+
+    return watch
+
+
 def add_checked_servicer(servicer: Any, server: grpc.aio.Server) -> None:
     """Serve ``servicer``'s ``nexus.kv.KV`` methods on ``server`` (see the module docstring)."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
@@ -133,6 +143,9 @@ def add_checked_servicer(servicer: Any, server: grpc.aio.Server) -> None:
                 response_serializer=response.SerializeToString,
             )
         elif method.server_streaming:
+            policy = getattr(servicer, "watch_policy", None)
+            if method.name == "Watch" and policy is not None:
+                impl = _written(impl, policy)
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 _stream(method.name, impl, response),
                 request_deserializer=_decoder(request),

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ import grpc
 from nexus_raft.kv.wire import error_from_exception, kv_pb2
 from nexus_raft.transport.ratelimit import LogLimiter
 
-__all__ = ["WatchPolicy", "serve_watch"]
+__all__ = ["WatchPolicy", "peer_of", "watch_messages", "write_all"]
 
 _log = logging.getLogger("nexus_raft.kv.service.kv")
 _warn = LogLimiter(_log)
@@ -82,10 +83,6 @@ class WatchPolicy:
             return self._open.get(peer, 0)
 
 
-class _Unread(Exception):
-    """The client did not accept a message within the send timeout."""
-
-
 def _size(e: Any) -> int:
     return len(e.key) + (len(e.value) if e.value else 0)
 
@@ -96,41 +93,45 @@ def _event(e: Any) -> Any:
     )
 
 
-async def serve_watch(open_stream: Any, request: Any, context: Any, policy: WatchPolicy) -> None:
-    """Serve one ``Watch`` call with ``context.write``.
+async def watch_messages(
+    open_stream: Any, request: Any, peer: str, policy: WatchPolicy
+) -> AsyncGenerator[Any, None]:
+    """The ``WatchResponse`` messages of one ``Watch`` call from ``peer``'s connection.
 
     ``open_stream(request)`` checks the request and returns ``(stream,
     revision)``: the state machine's watch stream and its current revision
-    (it may raise; the error is answered in the response).
+    (it may raise; the error is answered in the response). Closing this
+    generator releases the connection's slot and the stream.
     """
-    peer = _peer(context)
     if not policy.acquire(peer):
         _warn.warning(("watch-limit", peer), "watch refused: %s already has %d open watches",
                       peer, policy.max_per_connection)  # fmt: skip
-        await context.write(
-            kv_pb2.WatchResponse(
-                error=kv_pb2.Error(
-                    code=kv_pb2.TOO_LARGE,
-                    message=f"too many watches on one connection (limit "
-                    f"{policy.max_per_connection}); close some or use another connection",
-                )
+        yield kv_pb2.WatchResponse(
+            error=kv_pb2.Error(
+                code=kv_pb2.TOO_LARGE,
+                message=f"too many watches on one connection (limit "
+                f"{policy.max_per_connection}); close some or use another connection",
             )
         )
         return
     stream: Any = None
-    released = False
     try:
         try:
             stream, revision = open_stream(request)
         except Exception as exc:
-            await context.write(kv_pb2.WatchResponse(error=error_from_exception(exc)))
+            yield kv_pb2.WatchResponse(error=error_from_exception(exc))
             return
-        await _send(context, kv_pb2.WatchResponse(revision=revision), policy)
+        yield kv_pb2.WatchResponse(revision=revision)
         poll = getattr(stream, "poll", None)
         while True:
             try:
                 first = await stream.__anext__()
             except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Compacted, the state machine closing, ...
+                yield kv_pb2.WatchResponse(error=error_from_exception(exc))
                 return
             events = [first]
             size = _size(first)
@@ -142,49 +143,47 @@ async def serve_watch(open_stream: Any, request: Any, context: Any, policy: Watc
                     break
                 events.append(more)
                 size += _size(more)
-            await _send(
-                context,
-                kv_pb2.WatchResponse(
-                    events=[_event(e) for e in events], revision=events[-1].revision
-                ),
-                policy,
+            yield kv_pb2.WatchResponse(
+                events=[_event(e) for e in events], revision=events[-1].revision
             )
-    except _Unread:
-        _warn.warning(("watch-unread", peer), "watch from %s ended: not read for %g s",
-                      peer, policy.send_timeout)  # fmt: skip
-        # Free the slot and the stream first: the status below may wait for
-        # the client to read (or go away) before it leaves.
-        released = True
-        await _end(stream, policy, peer)
-        await context.abort(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"watch not read for {policy.send_timeout:g} s; resume from the last revision",
-        )
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # Compacted, the state machine closing, ...
-        await _send(context, kv_pb2.WatchResponse(error=error_from_exception(exc)), policy)
     finally:
-        if not released:
-            await _end(stream, policy, peer)
+        policy.release(peer)
+        if stream is not None:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                outcome = close()
+                if asyncio.iscoroutine(outcome):
+                    await outcome
 
 
-async def _end(stream: Any, policy: WatchPolicy, peer: str) -> None:
-    """Release ``peer``'s slot and close ``stream`` (once per call)."""
-    policy.release(peer)
-    if stream is not None:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            outcome = close()
-            if asyncio.iscoroutine(outcome):
-                await outcome
-
-
-async def _send(context: Any, message: Any, policy: WatchPolicy) -> None:
+async def write_all(messages: AsyncIterator[Any], context: Any, policy: WatchPolicy) -> None:
+    """Send ``messages`` with ``context.write``; a message the client does not
+    accept within ``policy.send_timeout`` ends the call (RESOURCE_EXHAUSTED),
+    after ``messages`` was closed (its slot and stream released)."""
+    aclose = getattr(messages, "aclose", None)
     try:
-        await asyncio.wait_for(context.write(message), policy.send_timeout)
-    except asyncio.TimeoutError:
-        raise _Unread() from None
+        async for message in messages:
+            try:
+                await asyncio.wait_for(context.write(message), policy.send_timeout)
+            except asyncio.TimeoutError:
+                peer = _peer(context)
+                _warn.warning(("watch-unread", peer), "watch from %s ended: not read for %g s",
+                              peer, policy.send_timeout)  # fmt: skip
+                if aclose is not None:
+                    await aclose()
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"watch not read for {policy.send_timeout:g} s; resume from the last "
+                    "revision",
+                )
+    finally:
+        if aclose is not None:
+            await aclose()
+
+
+def peer_of(context: Any) -> str:
+    """The connection ``context``'s call came on (gRPC's ``context.peer()``)."""
+    return _peer(context)
 
 
 def _peer(context: Any) -> str:
