@@ -36,10 +36,13 @@ __all__ = ["PROCESS", "Deadlock", "Process", "SimExecutor", "VirtualLoop"]
 # A timer heap with more cancelled handles than this fraction is rebuilt (as asyncio does).
 _MIN_SCHEDULED = 100
 _CANCELLED_FRACTION = 0.5
+# Callbacks run without virtual time moving before the loop calls it a livelock.
+_LIVELOCK = 2_000_000
 
 
 class Deadlock(RuntimeError):
-    """Nothing is ready and no timer is pending: the simulation cannot move."""
+    """Nothing is ready and no timer is pending (or callbacks spin forever without
+    time moving): the simulation cannot move."""
 
 
 class Process:
@@ -82,6 +85,8 @@ class VirtualLoop(asyncio.BaseEventLoop):
         self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
         self._seq = itertools.count()
         self.ended = False  # set by end(): every process's callbacks are dropped
+        self._spin = 0  # callbacks run since virtual time last moved
+        self.livelock = _LIVELOCK
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
@@ -176,6 +181,7 @@ class VirtualLoop(asyncio.BaseEventLoop):
             when = timers[0][0]
             if when > self._now:
                 self._now = when  # the only place virtual time moves
+                self._spin = 0
         now = self._now
         while timers and timers[0][0] <= now:
             h = heapq.heappop(timers)[2]
@@ -191,7 +197,11 @@ class VirtualLoop(asyncio.BaseEventLoop):
                     proc.held.append(h)
                 continue  # a dead process's callbacks never run
             self.callbacks += 1
+            self._spin += 1
             h._run()
+        if self._spin > self.livelock:
+            raise Deadlock(f"{self._spin} callbacks ran at virtual time {self._now:.3f} "
+                           "without time moving (a livelock)")
 
 
 class SimExecutor(concurrent.futures.Executor):

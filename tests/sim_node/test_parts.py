@@ -80,6 +80,18 @@ def test_deadlock_is_reported() -> None:
         _run(loop, main())
 
 
+def test_a_livelock_is_reported() -> None:
+    loop = VirtualLoop()
+    loop.livelock = 10_000
+
+    async def main() -> None:
+        while True:
+            await asyncio.sleep(0)
+
+    with pytest.raises(Deadlock, match="livelock"):
+        _run(loop, main())
+
+
 def test_executor_work_runs_later_in_its_process_and_dies_with_it() -> None:
     loop = VirtualLoop()
     proc = Process("p")
