@@ -30,9 +30,6 @@ KNOWN = {
                 "power cut while its later writes, made durable by a synced Raft write in the "
                 "new generation, survive: its applied index claims commands whose effects are "
                 "gone",
-    "compact": "found by the node simulator: after a restart whose state machine is ahead of "
-               "the persisted commit index, a compaction goes past the commit index and the "
-               "raft driver dies with LogCompacted",
     "guard": "found by the node simulator: a member that missed a configuration change refuses "
              "(PeerRefused not-member) the leader or candidate that joined meanwhile, so it "
              "never catches up (liveness)",
@@ -67,8 +64,6 @@ def classify(v: Violation, facts: Facts) -> str | None:
     """The key of the known bug ``v`` is an instance of, or None."""
     members = {int(m) for m in re.findall(r"\bmembers? (\d+)", v.detail)}
     members |= {int(m) for m in re.findall(r"\band (\d+) hold", v.detail)}
-    if v.invariant == "node failed" and "LogCompacted" in v.detail.split("\n")[0]:
-        return "compact"
     if members & facts.empty_behind & facts.restore_crash:
         return "10.2"
     if v.invariant in _POWER_RULES and members & facts.power_lost:

@@ -494,8 +494,23 @@ class Driver:
     # --- compaction ---------------------------------------------------------------------
 
     async def compact(self, index: int) -> int:
-        """Record a snapshot at ``index`` and drop the log up to it (run as an op)."""
+        """Record a snapshot at ``index`` and drop the log up to it (run as an op).
+
+        Invariant: the log never starts past the core's applied index (the
+        entries the core has handed out to apply), so ``index`` is capped by
+        it; with ``applied <= committed`` and the hard state saved below,
+        it never starts past the durable commit index either. etcd-io/raft
+        asks the same of its application (it compacts at an index raft
+        handed it). The cap matters after a restart: the commit index is
+        volatile (a commit-only change rides on the next save), so the state
+        machine may come back ahead of the persisted commit; the core then
+        starts at that commit and hands out the entries above it again (the
+        applier skips them). Compacting them first, at the state machine's
+        applied index, left the core asking the log for entries it no
+        longer held: the driver died with LogCompacted.
+        """
         log = self.log
+        index = min(index, self.raft.log.applied)
         if self.witness:
             # A witness may hold the only second copy of payloads above its
             # payload floor (a full voter is down): compacting them away would
