@@ -131,8 +131,36 @@ def get(
     serializable: Annotated[
         bool, typer.Option(help="Read the member's local copy (may be stale).")
     ] = False,
+    prefix: Annotated[
+        bool, typer.Option("--prefix", help="Every key starting with KEY, with its value.")
+    ] = False,
+    keys_only: Annotated[bool, typer.Option("--keys-only", help="Keys without values.")] = False,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many keys (0: all).")] = 0,
 ) -> None:
-    """Print the value of KEY (exit 1 if it does not exist)."""
+    """Print the value of KEY (exit 1 if it does not exist); --prefix: every key under KEY.
+
+    With --prefix, text output is the key, then its value, on alternate lines
+    (``--keys-only``: keys alone); JSON is a list of
+    ``{"key", "value", "encoding", "revision"}``. One consistent read.
+    """
+    if (keys_only or limit) and not prefix:
+        raise typer.BadParameter("--keys-only and --limit go with --prefix")
+    if prefix:
+        rows = call(
+            ctx,
+            lambda c: c.range(key, limit=limit, keys_only=keys_only, serializable=serializable),
+        )
+        lines: list[str] = []
+        data = []
+        for k, v, rev in rows:
+            lines.append(safe_text(k))
+            entry = {**json_bytes(k, "key"), "revision": rev}
+            if not keys_only:
+                lines.append(safe_text(v or b""))
+                entry.update(json_bytes(v))
+            data.append(entry)
+        emit(ctx, "\n".join(lines), data)
+        return
     value, revision = call(ctx, lambda c: c.get_with_revision(key, serializable=serializable))
     emit(
         ctx,
@@ -144,8 +172,18 @@ def get(
 
 
 @app.command()
-def delete(ctx: typer.Context, key: str) -> None:
-    """Delete KEY."""
+def delete(
+    ctx: typer.Context,
+    key: str,
+    prefix: Annotated[
+        bool, typer.Option("--prefix", help="Delete every key starting with KEY, atomically.")
+    ] = False,
+) -> None:
+    """Delete KEY (--prefix: every key under KEY, in one write)."""
+    if prefix:
+        count = call(ctx, lambda c: c.delete_prefix(key))
+        emit(ctx, f"deleted {count}", {"prefix": key, "deleted": count})
+        return
     existed = call(ctx, lambda c: c.delete(key))
     emit(ctx, "deleted" if existed else "not found", {"key": key, "deleted": existed})
 

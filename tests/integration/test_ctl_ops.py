@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO_ROOT, ProcessCluster, free_ports, wait_until
+from .harness import REPO_ROOT, ProcessCluster, free_ports, next_event, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -175,3 +175,34 @@ def test_port_in_use_fails_before_the_data_directory_is_written(tmp_path: Path) 
     assert result.returncode == 1
     assert err.count("\n") == 1 and "address already in use" in err, err
     assert not data.exists()
+
+
+def test_prefix_reads_and_atomic_prefix_delete(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3)
+    client = cluster.client()
+    for i in range(30):
+        client.put(f"p/{i:02d}", b"v%d" % i)
+    client.put("p/bin", b"\xff\x00")
+    last = client.put("q/other", b"stays")
+    rows = ok_json(ctl(cluster, "get", "p/", "--prefix", "--json"))
+    assert isinstance(rows, list) and len(rows) == 31
+    assert rows[0] == {**rows[0], "key": "p/00", "value": "v0", "encoding": "utf-8"}
+    assert rows[-1]["key"] == "p/bin" and rows[-1]["encoding"] == "base64"
+    text = ctl(cluster, "get", "p/0", "--prefix").stdout.decode().splitlines()
+    assert text[:4] == ["p/00", "v0", "p/01", "v1"] and len(text) == 20
+    keys = ctl(cluster, "get", "p/", "--prefix", "--keys-only", "--limit", "5").stdout
+    assert keys.decode().splitlines() == [f"p/{i:02d}" for i in range(5)]
+    assert ctl(cluster, "get", "p/", "--limit", "5").returncode == 2
+    # The delete is one write: every key goes in the same revision.
+    with client.watch("p/", start_revision=last + 1) as events:
+        deleted = ok_json(ctl(cluster, "delete", "p/", "--prefix", "--json"))
+        assert deleted == {"prefix": "p/", "deleted": 31}
+        revisions = {next_event(events).revision for _ in range(31)}
+    assert len(revisions) == 1
+    assert client.list_keys("p/") == [] and client.get("q/other") == b"stays"
+    assert ok_json(ctl(cluster, "delete", "p/", "--prefix", "--json")) == {
+        "prefix": "p/",
+        "deleted": 0,
+    }

@@ -296,6 +296,51 @@ class Client:
         resp, _ = await self._router.call("ListKeys", req, deadline=self._deadline(timeout))
         return [bytes(k) for k in resp.keys]
 
+    async def range(
+        self,
+        prefix: bytes | str,
+        *,
+        limit: int = 0,
+        keys_only: bool = False,
+        serializable: bool = False,
+        timeout: float | None = None,
+    ) -> list[tuple[bytes, bytes | None, int]]:
+        """``(key, value, revision)`` under ``prefix`` in key order (``limit`` 0 = all).
+
+        Pages through the member's answers (each at most a few MiB); every page
+        is linearizable unless ``serializable``. ``keys_only``: values are None.
+        """
+        want = _check_count("limit", limit, 0)
+        deadline = self._deadline(timeout)
+        out: list[tuple[bytes, bytes | None, int]] = []
+        after = b""
+        while True:
+            req = kv_pb2.RangeRequest(
+                cluster_id=self._cluster_id,
+                prefix=as_key(prefix, name="prefix"),
+                limit=want - len(out) if want else 0,
+                keys_only=keys_only,
+                serializable=serializable,
+                start_after=after,
+            )
+            resp, _ = await self._router.call("Range", req, deadline=deadline)
+            for kv in resp.kvs:
+                value = None if keys_only else bytes(kv.value)
+                out.append((bytes(kv.key), value, int(kv.revision)))
+            if not resp.more or not resp.kvs or (want and len(out) >= want):
+                return out
+            after = out[-1][0]
+
+    async def delete_prefix(self, prefix: bytes | str, *, timeout: float | None = None) -> int:
+        """Delete every key under ``prefix`` atomically (one revision); how many were deleted."""
+        req = kv_pb2.DeletePrefixRequest(
+            cluster_id=self._cluster_id, prefix=as_key(prefix, name="prefix")
+        )
+        resp, _ = await self._router.call(
+            "DeletePrefix", req, deadline=self._deadline(timeout), learn_leader=True
+        )
+        return int(resp.deleted)
+
     async def get_prefixes(
         self,
         prefix: bytes | str = b"",

@@ -456,7 +456,8 @@ async def _sleep_within(delay: float, deadline: float, loop: asyncio.AbstractEve
 _WHAT = {"Get": "the read", "Batch": "the request", "Status": "the status request",
          "Members": "the members request", "ListKeys": "the listing", "Prefixes": "the listing",
          "Put": "the write", "Delete": "the delete", "Cas": "the compare-and-swap",
-         "AddMember": "adding the member", "RemoveMember": "removing the member",
+         "AddMember": "adding the member", "Range": "the range read",
+         "DeletePrefix": "the prefix delete", "RemoveMember": "removing the member",
          "TransferLeader": "the leadership transfer", "Snapshot": "the snapshot"}
 
 

@@ -50,6 +50,7 @@ class WatchStream:
         self._prefix = prefix
         self._live_only = start_revision == 0
         self._position = max(0, start_revision - 1)
+        self._skip_upto = self._position
         self._established = False
         self._timeout = timeout
         self._call: Any = None
@@ -133,16 +134,22 @@ class WatchStream:
                 self._established = True
                 if self._live_only:
                     self._position = max(self._position, int(resp.revision))
+                    self._skip_upto = self._position
             for pb in resp.events:
                 event = WatchEvent.from_pb(pb)
-                if event.revision <= self._position:
+                # One revision may hold several events (a prefix delete, a txn):
+                # only what an earlier connection delivered is skipped.
+                if event.revision <= self._skip_upto:
                     continue  # already delivered before a reconnect
-                self._position = event.revision
+                self._position = max(self._position, event.revision)
                 self._buffer.append(event)
 
     def _open(self) -> None:
         self._target = self._router.current()
         start = self._position + 1 if self._established or not self._live_only else 0
+        # A revision's events arrive together, so everything up to the
+        # position was delivered whole; a lagging member may replay it.
+        self._skip_upto = self._position
         request = kv_pb2.WatchRequest(
             cluster_id=self._cluster_id, prefix=self._prefix, start_revision=start
         )

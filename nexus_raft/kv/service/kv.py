@@ -36,6 +36,7 @@ from nexus_raft.kv.service.base import ServedNode, log_failure
 from nexus_raft.kv.service.batch import run_batch
 from nexus_raft.kv.service.cluster import ClusterRPCs
 from nexus_raft.kv.service.pipeline import serve_pipeline
+from nexus_raft.kv.service.ranges import RangeRPCs
 from nexus_raft.kv.service.register import add_checked_servicer
 from nexus_raft.kv.service.watch import peer_of, watch_messages
 from nexus_raft.kv.wire import error_from_exception, kv_pb2, kv_pb2_grpc
@@ -43,7 +44,7 @@ from nexus_raft.kv.wire import error_from_exception, kv_pb2, kv_pb2_grpc
 __all__ = ["KVService", "ServedNode"]
 
 
-class KVService(ClusterRPCs, BackupRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
+class KVService(ClusterRPCs, BackupRPCs, RangeRPCs, kv_pb2_grpc.KVServicer):  # type: ignore[misc]
     """The ``nexus.kv.KV`` servicer for one node: ``KVService(node).register(server)``.
 
     ``cluster_id``: requests naming another non-empty cluster id are refused

@@ -420,6 +420,62 @@ class SnapshotResponse(_message.Message):
     index: int
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
 
+class KeyValue(_message.Message):
+    __slots__ = ("key", "value", "revision")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: bytes
+    revision: int
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class RangeRequest(_message.Message):
+    __slots__ = ("cluster_id", "prefix", "limit", "keys_only", "serializable", "start_after")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SERIALIZABLE_FIELD_NUMBER: _ClassVar[int]
+    START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    prefix: bytes
+    limit: int
+    keys_only: bool
+    serializable: bool
+    start_after: bytes
+    def __init__(self, cluster_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ..., keys_only: _Optional[bool] = ..., serializable: _Optional[bool] = ..., start_after: _Optional[bytes] = ...) -> None: ...
+
+class RangeResponse(_message.Message):
+    __slots__ = ("error", "kvs", "revision", "more")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    KVS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    kvs: _containers.RepeatedCompositeFieldContainer[KeyValue]
+    revision: int
+    more: bool
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., kvs: _Optional[_Iterable[_Union[KeyValue, _Mapping]]] = ..., revision: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class DeletePrefixRequest(_message.Message):
+    __slots__ = ("cluster_id", "prefix")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: str
+    prefix: bytes
+    def __init__(self, cluster_id: _Optional[str] = ..., prefix: _Optional[bytes] = ...) -> None: ...
+
+class DeletePrefixResponse(_message.Message):
+    __slots__ = ("error", "deleted", "revision")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    deleted: int
+    revision: int
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., deleted: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
 class BackupRequest(_message.Message):
     __slots__ = ("cluster_id",)
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]

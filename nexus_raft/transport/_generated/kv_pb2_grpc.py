@@ -114,6 +114,16 @@ class KVStub:
                 request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupRequest.SerializeToString,
                 response_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupChunk.FromString,
                 _registered_method=True)
+        self.Range = channel.unary_unary(
+                '/nexus.kv.KV/Range',
+                request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.RangeRequest.SerializeToString,
+                response_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.RangeResponse.FromString,
+                _registered_method=True)
+        self.DeletePrefix = channel.unary_unary(
+                '/nexus.kv.KV/DeletePrefix',
+                request_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.DeletePrefixRequest.SerializeToString,
+                response_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.DeletePrefixResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -220,6 +230,18 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Range(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePrefix(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -302,6 +324,16 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupRequest.FromString,
                     response_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupChunk.SerializeToString,
+            ),
+            'Range': grpc.unary_unary_rpc_method_handler(
+                    servicer.Range,
+                    request_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.RangeRequest.FromString,
+                    response_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.RangeResponse.SerializeToString,
+            ),
+            'DeletePrefix': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePrefix,
+                    request_deserializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.DeletePrefixRequest.FromString,
+                    response_serializer=nexus__raft_dot_transport_dot_proto_dot_kv__pb2.DeletePrefixResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -736,6 +768,60 @@ class KV:
             '/nexus.kv.KV/Backup',
             nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupRequest.SerializeToString,
             nexus__raft_dot_transport_dot_proto_dot_kv__pb2.BackupChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Range(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nexus.kv.KV/Range',
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.RangeRequest.SerializeToString,
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.RangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePrefix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nexus.kv.KV/DeletePrefix',
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.DeletePrefixRequest.SerializeToString,
+            nexus__raft_dot_transport_dot_proto_dot_kv__pb2.DeletePrefixResponse.FromString,
             options,
             channel_credentials,
             insecure,
