@@ -11,7 +11,9 @@ bad argument, absent key) prints one line to stderr and exits non-zero
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,19 +51,54 @@ def root(
 
 
 @contextmanager
-def opened(ctx: typer.Context) -> Iterator[Store]:
-    """Open the store named on the command line (never creating one)."""
+def opened(ctx: typer.Context, *, write: bool = False) -> Iterator[Store]:
+    """Open the store named on the command line (never creating one).
+
+    A store another process holds (a running node) is read through a copy
+    of its files taken now (LevelDB's files are append-only or immutable, so
+    the copy opens like a store after a crash: everything written before the
+    copy, at most the very last write missing); writes to it are refused.
+    """
     path: Path = ctx.obj
     if not path.is_dir():
         raise CliError(f"no store at {path}")
     try:
         store = Store.open(path, create=False)
     except StoreLockedError as exc:
-        raise CliError(f"store at {path} is locked: another process has it open") from exc
+        if write:
+            raise CliError(f"store at {path} is in use by another process: read-only") from exc
+        with _copy_of(path) as copy:
+            print(f"{PROG}: store in use; reading a copy taken now", file=sys.stderr)
+            try:
+                store = Store.open(copy, create=False)
+            except NexusRaftError as err:
+                raise CliError(f"cannot read a copy of the store at {path}: {err}") from err
+            with store:
+                yield store
+        return
     except NexusRaftError as exc:
         raise CliError(str(exc)) from exc
     with store:
         yield store
+
+
+@contextmanager
+def _copy_of(path: Path) -> Iterator[Path]:
+    """A temporary copy of a LevelDB directory (without its LOCK file)."""
+    with tempfile.TemporaryDirectory(prefix="nexus-store-") as tmp:
+        copy = Path(tmp) / "store"
+        copy.mkdir()
+        # The manifest and logs first, then the tables they name: a table
+        # compacted away meanwhile is simply absent from both.
+        names = sorted(os.listdir(path), key=lambda n: (n.endswith((".ldb", ".sst")), n))
+        for name in names:
+            if name == "LOCK":
+                continue
+            try:
+                shutil.copy2(path / name, copy / name)
+            except FileNotFoundError:
+                continue  # removed by a compaction while we copied
+        yield copy
 
 
 def arg_bytes(text: str, as_hex: bool, what: str) -> bytes:
@@ -152,7 +189,7 @@ def set_(
     """Set KEY to VALUE (fsync'd), creating the tree if needed."""
     raw_key = arg_bytes(key, hex_, "KEY")
     raw_value = arg_bytes(value, hex_, "VALUE")
-    with opened(ctx) as store:
+    with opened(ctx, write=True) as store:
         store.tree(tree).set(raw_key, raw_value)
         store.flush()
     if json:

@@ -123,11 +123,19 @@ def test_missing_store_is_one_line_and_not_created(
     assert list(empty.iterdir()) == []
 
 
-def test_locked_store_is_one_line(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with Store.open(path):
-        code, out, err = run(capsys, str(path), "trees")
-    assert code == 1 and out == ""
-    assert "locked" in one_line_error(err)
+def test_store_held_by_another_process_is_read_from_a_copy_and_refuses_writes(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.open(path) as held:  # as a running node holds its store
+        held.set("live", b"yes")
+        held.flush()
+        code, out, err = run(capsys, str(path), "get", "live")
+        assert code == 0 and out.strip() == "yes"
+        assert "reading a copy" in err
+        code, out, err = run(capsys, str(path), "set", "k", "v")
+        assert code == 1 and out == ""
+        assert "read-only" in one_line_error(err)
+        assert held.get("k") is None
 
 
 @pytest.mark.parametrize(

@@ -206,3 +206,16 @@ def test_prefix_reads_and_atomic_prefix_delete(
         "prefix": "p/",
         "deleted": 0,
     }
+
+
+def test_one_live_endpoint_is_enough_the_client_learns_the_others(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3)
+    client = cluster.client([1], timeout=20.0)  # told about member 1 only
+    client.put("a", b"1")
+    everyone = {m.address for m in cluster.members.values()}
+    wait_until("the client to learn every member", lambda: set(client.endpoints) == everyone, 15)
+    cluster.members[1].kill()
+    assert client.put("b", b"2") > 0  # through members it was never told about
+    assert client.get("a") == b"1"

@@ -28,6 +28,7 @@ a handful of RPCs, not 256.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import weakref
 from collections.abc import Callable, Sequence
@@ -103,6 +104,10 @@ class Client:
     A Client belongs to the event loop it is first used on (its gRPC channels
     are bound to it); use :class:`SyncClient` from threads without a loop.
 
+    ``auto_sync`` (default on): on first use the client asks the cluster for
+    its membership in the background, and every ``status()`` answer teaches it
+    the members' addresses, so a list with one live member is enough.
+
     ``rng`` (session ids, backoff jitter; default a fresh ``random.Random()``)
     and ``stub_factory`` (see :class:`~nexus_raft.kv.client.router.Router`)
     are seams for the whole-node simulator; production leaves them unset.
@@ -120,6 +125,7 @@ class Client:
         tls: Any = None,
         rng: random.Random | None = None,
         stub_factory: Callable[[str], Any] | None = None,
+        auto_sync: bool | None = None,
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [e for e in (p.strip() for p in endpoints.split(",")) if e]
@@ -149,6 +155,9 @@ class Client:
         self._sessions = _SessionPool(self._router.rng)
         self._watches: weakref.WeakSet[WatchStream] = weakref.WeakSet()
         self._closed = False
+        # Endpoint auto-sync (default on; off under a simulator's stub factory).
+        self._auto_sync = stub_factory is None if auto_sync is None else bool(auto_sync)
+        self._sync_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -158,11 +167,22 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def _sync_members(self) -> None:
+        try:
+            await self.status(timeout=self._timeout)  # status() learns the addresses
+        except (NexusRaftError, asyncio.CancelledError):
+            pass  # best effort: the next status() tries again
+
     async def close(self) -> None:
         """Fail pending operations, end watches and close channels (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        task, self._sync_task = self._sync_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for stream in list(self._watches):
             await stream.close()
         await self._batcher.close()
@@ -186,6 +206,10 @@ class Client:
     def _deadline(self, timeout: float | None) -> float:
         if self._closed:
             raise NexusRaftError("the client is closed")
+        if self._sync_task is None and self._auto_sync:
+            # Endpoint auto-sync: learn every member's address from the
+            # membership in the background, so one live endpoint is enough.
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync_members())
         seconds = self._timeout if timeout is None else _check_seconds("timeout", timeout)
         return asyncio.get_running_loop().time() + seconds
 
@@ -391,12 +415,20 @@ class Client:
         """
         deadline = self._deadline(timeout)
         if endpoint is None:
-            return await leader_status(
+            info = await leader_status(
                 self._router, self._cluster_id, deadline, self._router.attempt_timeout
             )
-        req = kv_pb2.StatusRequest(cluster_id=self._cluster_id)
-        resp, target = await self._router.call("Status", req, deadline=deadline, endpoint=endpoint)
-        return NodeInfo.from_pb(target, resp)
+        else:
+            req = kv_pb2.StatusRequest(cluster_id=self._cluster_id)
+            resp, target = await self._router.call(
+                "Status", req, deadline=deadline, endpoint=endpoint
+            )
+            info = NodeInfo.from_pb(target, resp)
+        for member in info.members:  # endpoint auto-sync
+            if member.address:
+                with contextlib.suppress(ValueError):
+                    self._router.learn(member.address)
+        return info
 
     async def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
         """The cluster's members with their kinds and roles (the leader's view if reachable)."""

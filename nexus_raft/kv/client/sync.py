@@ -79,6 +79,11 @@ class SyncClient:
         """See :attr:`Client.leader`."""
         return self._client.leader
 
+    @property
+    def endpoints(self) -> list[str]:
+        """See :attr:`Client.endpoints` (given and learned member addresses)."""
+        return self._client.endpoints
+
     def put(self, key: bytes | str, value: bytes, *, timeout: float | None = None) -> int:
         """See :meth:`Client.put`."""
         return self._run(self._client.put(key, value, timeout=timeout))
