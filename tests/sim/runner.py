@@ -14,7 +14,8 @@ import signal
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from nexus_raft.consensus.core.messages import Accepted
@@ -79,19 +80,34 @@ def run_seed(
         old = signal.signal(signal.SIGPROF, _alarm)
         signal.setitimer(signal.ITIMER_PROF, hang_seconds)
     try:
-        return _run_seed(seed, trace, hang_seconds)
+        with package_log_level(trace is not None and trace.full):
+            return _run_seed(seed, trace, hang_seconds)
     finally:
         if watchdog:
             signal.setitimer(signal.ITIMER_PROF, 0)
             signal.signal(signal.SIGPROF, old)
 
 
+@contextmanager
+def package_log_level(full_trace: bool) -> Iterator[None]:
+    """Quiet the ``nexus_raft`` logger for one seed, then restore its level.
+
+    The cores log expected oddities (stale snapshots, ...) as warnings: bulk
+    runs keep them out (ERROR), a full trace shows them (WARNING). The level
+    is put back however the seed ends, so an in-process test that runs after
+    a simulator test still sees the package's warnings (test order must not
+    matter).
+    """
+    logger = logging.getLogger("nexus_raft")
+    saved = logger.level
+    logger.setLevel(logging.WARNING if full_trace else logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 def _run_seed(seed: int, trace: Trace | None, hang_seconds: float) -> SeedResult:
-    # The cores log expected oddities (stale snapshots, ...) as warnings: keep
-    # bulk runs quiet; a full trace shows them.
-    logging.getLogger("nexus_raft").setLevel(
-        logging.WARNING if trace is not None and trace.full else logging.ERROR
-    )
     rng = random.Random(seed)
     params = draw(seed, rng)
     tr = trace if trace is not None else Trace()

@@ -135,8 +135,50 @@ class RaftState:
         return self.id in self.conf_state.witnesses
 
     def promotable(self) -> bool:
-        """Whether this node may campaign: a voter with no snapshot pending."""
-        return self.id in self.conf_state.voters and self.log.pending_snapshot() is None
+        """Whether this node may campaign: a voter, or a full voter whose own
+        removal is not committed yet (``own_removal_pending``), with no
+        snapshot pending.
+
+        The second case is Raft thesis §4.2.2: a server that is not part of
+        its own latest configuration still starts elections, since it may be
+        needed until that configuration commits; it does not count its own
+        vote (the tally is over the latest configuration's voters). Without
+        it, two voters {a, b} can lose their leader for good: a leads,
+        appends REMOVE a and loses leadership before b has the entry (check
+        quorum while b is cut off, or a crash). a never campaigns (not a
+        voter of its latest configuration {b}) and refuses b's vote (b's log
+        lacks the entry). Campaigning under {b}, a gets b's vote (its log is
+        ahead), commits its removal as a non-member leader and steps down
+        (``maybe_commit``); then b leads alone. Keeping the leader in office
+        until its removal commits would not be enough on its own: a crash and
+        restart, or a lost quorum, ends that leadership all the same.
+        etcd-io/raft gets the same effect differently: a change takes effect
+        when applied, so a node whose removal is uncommitted is still a voter
+        of its own tracker and campaigns.
+        """
+        if self.log.pending_snapshot() is not None:
+            return False
+        return self.id in self.conf_state.voters or self.own_removal_pending()
+
+    def own_removal_pending(self) -> bool:
+        """Whether this node's removal is appended but not committed (as far as it knows).
+
+        True when it is no member of the latest configuration but a full voter
+        of one that a truncation can still return to: the newest configuration
+        at or below the commit index, or a later one. A witness's removal does
+        not count: a witness must never lead as if it were a full member.
+        """
+        cs = self.conf_state
+        nid = self.id
+        if nid in cs.voters or nid in cs.learners:
+            return False
+        committed = self.log.committed
+        hist = self._conf_history
+        start = 0
+        for i, (index, _) in enumerate(hist):
+            if index <= committed:
+                start = i
+        return any(nid in c.full_voters for _, c in hist[start:])
 
     def hard_state(self) -> HardState:
         """The hard state as it is now."""
