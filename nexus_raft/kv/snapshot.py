@@ -10,6 +10,11 @@ Layout (big-endian)::
 chunks of about ``chunk_bytes``; a record may span chunks, and the reader
 accepts any re-chunking of the byte stream (a transport may split or merge
 chunks). The trailer's count detects a truncated stream.
+
+A record's key and value together are at most :data:`MAX_RECORD_BYTES`: the
+writer refuses to emit a longer one and the reader refuses one as soon as its
+record header declares more, so a corrupt or hostile length never makes the
+reader buffer the rest of the stream.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 
-from nexus_raft.errors import CorruptionError
+from nexus_raft.errors import CorruptionError, TooLarge
 from nexus_raft.storage import Batch, Store, Tree
 
-__all__ = ["TREE_CODES", "SnapshotReader", "encode_stream", "load_stream"]
+__all__ = ["MAX_RECORD_BYTES", "TREE_CODES", "SnapshotReader", "encode_stream", "load_stream"]
 
 _RESTORE_BATCH_BYTES = 4 << 20
 
@@ -33,6 +38,12 @@ _HEADER = struct.Struct(">4sBQ")
 _RECORD = struct.Struct(">BII")
 _TRAILER = struct.Struct(">BQ")
 _END = 0xFF
+
+MAX_RECORD_BYTES = 64 << 20
+"""Bound on one record's key plus value. Every value the state machine holds
+came through one log entry, and a peer message (so an entry) is at most 16 MiB
+(``transport.options.MAX_MESSAGE_BYTES``); the widest records (an event with
+its previous value, a session's stored result) hold two values and a key."""
 
 TREE_CODES: dict[str, int] = {
     "kv.data": 1,
@@ -48,13 +59,22 @@ TREE_CODES: dict[str, int] = {
 def encode_stream(
     index: int, trees: Iterable[tuple[int, Iterable[tuple[bytes, bytes]]]], chunk_bytes: int
 ) -> Iterator[bytes]:
-    """Chunks of the stream for ``trees`` (code, pairs); lazily, one chunk in memory."""
+    """Chunks of the stream for ``trees`` (code, pairs); lazily, one chunk in memory.
+
+    Raises :class:`~nexus_raft.errors.TooLarge` on a record over
+    :data:`MAX_RECORD_BYTES` (a stream every reader would refuse).
+    """
     parts: list[bytes] = [_HEADER.pack(MAGIC, VERSION, index)]
     size = _HEADER.size
     count = 0
     pack = _RECORD.pack
     for code, pairs in trees:
         for key, value in pairs:
+            if len(key) + len(value) > MAX_RECORD_BYTES:
+                raise TooLarge(
+                    f"KV snapshot record of {len(key) + len(value)} bytes in tree code {code}: "
+                    f"the limit is {MAX_RECORD_BYTES}"
+                )
             parts.append(pack(code, len(key), len(value)))
             parts.append(key)
             parts.append(value)
@@ -71,13 +91,23 @@ def encode_stream(
 class SnapshotReader:
     """Incremental parser: ``feed(chunk)`` returns the complete records it now holds.
 
-    Memory is bounded by one chunk plus one record. Call :meth:`finish` at the
-    end; it raises CorruptionError if the stream was cut short.
+    Memory is bounded by one chunk plus one record of at most
+    ``max_record_bytes``: a record header that declares more (or an unknown
+    tree code) raises CorruptionError at once, before its bytes are awaited.
+    Call :meth:`finish` at the end; it raises CorruptionError if the stream
+    was cut short.
     """
 
-    __slots__ = ("_buf", "_count", "_done", "index")
+    __slots__ = ("_buf", "_count", "_done", "_max_record", "index")
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+        if not isinstance(max_record_bytes, int) or isinstance(max_record_bytes, bool):
+            raise TypeError(
+                f"max_record_bytes must be an int, not {type(max_record_bytes).__name__}"
+            )
+        if max_record_bytes < 0:
+            raise ValueError("max_record_bytes must not be negative")
+        self._max_record = max_record_bytes
         self._buf = bytearray()
         self._count = 0
         self._done = False
@@ -118,11 +148,16 @@ class SnapshotReader:
             if end - pos < _RECORD.size:
                 break
             code, klen, vlen = _RECORD.unpack_from(buf, pos)
+            if code not in _CODES:
+                raise CorruptionError(f"unknown tree code {code} in KV snapshot stream")
+            if klen + vlen > self._max_record:
+                raise CorruptionError(
+                    f"KV snapshot record {self._count + 1} declares {klen + vlen} bytes "
+                    f"(key {klen}, value {vlen}): the limit is {self._max_record}"
+                )
             stop = pos + _RECORD.size + klen + vlen
             if stop > end:
                 break
-            if code not in _CODES:
-                raise CorruptionError(f"unknown tree code {code} in KV snapshot stream")
             kstart = pos + _RECORD.size
             out.append((code, bytes(buf[kstart : kstart + klen]), bytes(buf[kstart + klen : stop])))
             self._count += 1
