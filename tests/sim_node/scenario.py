@@ -139,37 +139,48 @@ async def _snapshot_under_fire(sim: Sim, faults: Faults, membership: Membership)
     m.disk.disarm()
 
 
-async def _converge(sim: Sim, membership: Membership, workload: Workload) -> None:
-    """Liveness after healing: one leader, every member of its configuration caught up."""
-    loop = sim.loop
-    deadline = loop.time() + _CONVERGE_SECONDS
-    why = "no leader"
-    while True:
-        membership.reconcile()
-        leader = sim.current_leader()
-        if leader is not None and leader.node is not None:
-            conf = membership.conf()
-            assert conf is not None
-            full, witnesses = conf
-            commit = leader.node.status().commit
-            lagging = []
-            for m in sim.live():
-                failed = sim.failed(m)
-                if failed is not None:
-                    raise failed
-            for i in sorted(full | witnesses):
-                m = sim.members.get(i)
-                if m is None or not m.up or m.node is None:
-                    lagging.append(f"{i} down")
-                elif i in full and m.node.status().applied < commit:
-                    lagging.append(f"{i} applied {m.node.status().applied} < {commit}")
-            if not lagging:
-                break
-            why = f"leader {leader.id} (commit {commit}), lagging: {', '.join(lagging)}"
-        if loop.time() > deadline:
-            raise Violation("liveness", f"no convergence {_CONVERGE_SECONDS:.0f}s after healing: "
-                                        f"{why}")
+def _lagging(sim: Sim, membership: Membership) -> str | None:
+    """Why the cluster has not converged yet (None: one leader, every member of its
+    configuration up and, for full members, applied up to its commit index)."""
+    for m in sim.live():
+        failed = sim.failed(m)
+        if failed is not None:
+            raise failed
+    membership.reconcile()
+    leader = sim.current_leader()
+    if leader is None or leader.node is None:
+        return "no leader"
+    conf = membership.conf()
+    if conf is None:
+        return f"leader {leader.id} has not applied its configuration yet"
+    full, witnesses = conf
+    commit = leader.node.status().commit
+    lagging = []
+    for i in sorted(full | witnesses):
+        m = sim.members.get(i)
+        if m is None or not m.up or m.node is None:
+            lagging.append(f"{i} down")
+        elif i in full and m.node.status().applied < commit:
+            lagging.append(f"{i} applied {m.node.status().applied} < {commit}")
+    if not lagging:
+        return None
+    return f"leader {leader.id} (commit {commit}), lagging: {', '.join(lagging)}"
+
+
+async def _settle(sim: Sim, membership: Membership, seconds: float, what: str) -> None:
+    """Wait until the cluster has converged (see :func:`_lagging`), or fail ``what``."""
+    deadline = sim.loop.time() + seconds
+    while (why := _lagging(sim, membership)) is not None:
+        if sim.loop.time() > deadline:
+            raise Violation("liveness", f"no convergence {seconds:.0f}s {what}: {why}")
         await asyncio.sleep(0.05)
+
+
+async def _converge(sim: Sim, membership: Membership, workload: Workload) -> None:
+    """Liveness after healing: one leader, every member of its configuration caught
+    up, then a write and a read succeed."""
+    loop = sim.loop
+    await _settle(sim, membership, _CONVERGE_SECONDS, "after healing")
     client = membership.client
     task = loop.create_task(_final_write(client), context=membership.ctx)
     try:
@@ -266,6 +277,7 @@ async def run_scenario(sim: Sim) -> None:
     await workload.stop()
     await _check_watch(sim, membership, workload)
     await workload.stop_watcher()
+    await _settle(sim, membership, 30.0, "after the clients stopped")
     _final_state(sim, membership, workload)
     result = check_history(workload.history.operations(), timeout=None, max_steps=_LIN_STEPS)
     sim.stats["client operations"] += workload.ops
