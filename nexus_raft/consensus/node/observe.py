@@ -67,6 +67,10 @@ def data_size(path: str | Path) -> int:
     return total
 
 
+DB_SIZE_SECONDS = 1.0
+"""How stale the ``db_size`` of a status may be."""
+
+
 class Observability:
     """The node's registry, health monitor and metrics endpoint (see the module docstring)."""
 
@@ -78,6 +82,11 @@ class Observability:
         self._alerts = alerts
         self._http: MetricsServer | None = None
         self._started = False
+        # data_size walks the data directory (thousands of LevelDB tables
+        # with millions of keys); status() is called several times a second
+        # (the etcd lessor, Status RPCs, scrapes), so the size is re-read at
+        # most once per DB_SIZE_SECONDS.
+        self._db_size = (0, -DB_SIZE_SECONDS)
 
     def describe(
         self,
@@ -118,11 +127,19 @@ class Observability:
             contacts=contacts,
             down_after=down_after,
             version=package_version(),
-            db_size=data_size(config.data_dir),
+            db_size=self._data_size(config.data_dir),
             startup_commit=startup_commit,
             errors=errors,
             payload_modes={nid: pr.payload_mode for nid, pr in st.progress.items()},
         )
+
+    def _data_size(self, path: str | Path) -> int:
+        size, at = self._db_size
+        now = time.monotonic()
+        if now - at >= DB_SIZE_SECONDS:
+            size = data_size(path)
+            self._db_size = (size, now)
+        return size
 
     def unreachable(
         self, node_id: int, address: str | None, leading: bool, down_after: float
