@@ -151,3 +151,29 @@ class ChunkedSnapshot:
 
     def __repr__(self) -> str:
         return f"ChunkedSnapshot(index={self._index}, closed={self._closed})"
+
+
+@runtime_checkable
+class GroupsCommands(Protocol):
+    """Optional: a state machine that applies several commands carried in ONE log entry.
+
+    A :class:`~nexus_raft.consensus.RaftNode` whose state machine has these
+    methods appends the proposals that reach its leader together (``propose``
+    calls queued in the same turn of the node's driver) as one entry instead
+    of one entry each: one entry to encode, replicate, persist and apply.
+    The state machine must apply a group exactly as it would apply its
+    commands one after the other, each with its own result.
+
+    ``group_commands(commands)`` returns the payload of the entry carrying
+    ``commands`` (two or more); ``split_group_result(result, count)`` splits
+    that entry's result into ``count`` results, in order, and raises
+    ``ValueError`` when ``result`` is not a group result of ``count``.
+    """
+
+    def group_commands(self, commands: Sequence[bytes]) -> bytes:
+        """The payload of one entry carrying ``commands``, applied in order."""
+        ...
+
+    def split_group_result(self, result: bytes, count: int) -> list[bytes]:
+        """The results of the commands of a group entry whose result is ``result``."""
+        ...

@@ -36,6 +36,7 @@ from nexus_raft.errors import (
 )
 from nexus_raft.kv.apply import ApplyPass
 from nexus_raft.kv.commands import MAX_KEY_BYTES, as_key
+from nexus_raft.kv.grouping import CommandGrouping
 from nexus_raft.kv.migrate import migrate, needs_migration
 from nexus_raft.kv.records import (
     FORMAT,
@@ -83,7 +84,7 @@ def _positive(name: str, value: object) -> int:
     return value
 
 
-class KVStateMachine:
+class KVStateMachine(CommandGrouping):
     """Hierarchical ("/"-separated) key-value state machine with sessions and watches.
 
     Construct it, then ``open(store)`` (the node does), or pass ``store=`` to

@@ -39,7 +39,7 @@ from nexus_raft.consensus.node.snapshot import iter_file
 from nexus_raft.consensus.state_machine import SnapshotSource, StateMachine
 from nexus_raft.errors import NexusRaftError, ProposalDropped, StorageError, Unavailable
 
-__all__ = ["Applier", "ProposalGroup", "Proposals"]
+__all__ = ["Applier", "ProposalGroup", "Proposals", "SplitWaiter"]
 
 _log = logging.getLogger(__name__)
 
@@ -82,11 +82,47 @@ class ProposalGroup:
             self.future.set_result(results)  # type: ignore[arg-type]  # all slots are set
 
 
-_Waiter = asyncio.Future[bytes] | ProposalGroup
+class SplitWaiter:
+    """The proposers of one group entry (see ``consensus/node/grouping.py``).
+
+    ``split(result, count)`` turns the entry's result into one result per
+    proposer (``ValueError`` when it cannot: then every proposer fails).
+    The entry is settled once (slot 0); an error fails every proposer.
+    """
+
+    __slots__ = ("futures", "split")
+
+    def __init__(
+        self,
+        futures: list[asyncio.Future[bytes]],
+        split: Callable[[bytes, int], list[bytes]],
+    ) -> None:
+        self.futures = futures
+        self.split = split
+
+    def settle(self, slot: int, value: bytes | NexusRaftError) -> None:
+        """The group entry's outcome: its result bytes, or the error that ended it."""
+        futures = self.futures
+        if isinstance(value, bytes):
+            try:
+                results = self.split(value, len(futures))
+            except ValueError as exc:
+                value = NexusRaftError(f"the group entry's result is malformed: {exc}")
+            else:
+                for fut, result in zip(futures, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+                return
+        for fut in futures:
+            if not fut.done():
+                fut.set_exception(value)
+
+
+_Waiter = asyncio.Future[bytes] | ProposalGroup | SplitWaiter
 
 
 def _fail(waiter: _Waiter, slot: int, exc: NexusRaftError) -> None:
-    if isinstance(waiter, ProposalGroup):
+    if not isinstance(waiter, asyncio.Future):
         waiter.settle(slot, exc)
     elif not waiter.done():
         waiter.set_exception(exc)
@@ -112,7 +148,9 @@ class Proposals:
         """Track a proposal accepted at (index, term)."""
         self._track(index, term, fut, 0)
 
-    def add_to_group(self, index: int, term: int, group: ProposalGroup, slot: int) -> None:
+    def add_to_group(
+        self, index: int, term: int, group: ProposalGroup | SplitWaiter, slot: int
+    ) -> None:
         """Track slot ``slot`` of ``group``, accepted at (index, term)."""
         self._track(index, term, group, slot)
 
@@ -139,7 +177,7 @@ class Proposals:
                     f"proposal at index {index} (term {want}) lost to an entry of term {term}"
                 ),
             )
-        elif isinstance(waiter, ProposalGroup):
+        elif not isinstance(waiter, asyncio.Future):
             waiter.settle(slot, result)
         elif not waiter.done():
             waiter.set_result(result)

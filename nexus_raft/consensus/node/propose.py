@@ -20,7 +20,9 @@ from nexus_raft.consensus.node.attributes import decode_publish, is_publish
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.node.forward import Forwarder
+from nexus_raft.consensus.node.grouping import ProposalGrouper
 from nexus_raft.consensus.node.peers import Peers
+from nexus_raft.consensus.state_machine import GroupsCommands, StateMachine
 from nexus_raft.errors import (
     ConsensusError,
     InvalidArgument,
@@ -60,6 +62,8 @@ class ProposeAPI:
     _ctx_nonce: int
     _peers: Peers | None
     _forwarder: Forwarder | None
+    _sm: StateMachine | None
+    _grouper: ProposalGrouper | None = None
 
     @property
     def id(self) -> int:
@@ -178,7 +182,29 @@ class ProposeAPI:
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
-        return await self._propose_op(lambda r: r.propose(data), timeout, "proposal")
+        grouper = self._grouper_for(d)
+        if grouper is None:
+            return await self._propose_op(lambda r: r.propose(data), timeout, "proposal")
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        grouper.add(data, fut)
+        try:
+            return await self._wait(fut, timeout, "proposal")
+        except Timeout:
+            self._proposals.failed += 1
+            raise
+
+    def _grouper_for(self, d: Driver) -> ProposalGrouper | None:
+        """The proposal grouper of driver ``d`` (None: the state machine cannot group)."""
+        grouper = self._grouper
+        if grouper is not None and grouper.driver is d:
+            return grouper
+        sm = self._sm
+        if sm is None or not isinstance(sm, GroupsCommands):
+            return None
+        grouper = self._grouper = ProposalGrouper(
+            d, sm, self._proposals, self._rejection, self.config.max_proposal_bytes
+        )
+        return grouper
 
     async def propose_many(
         self, commands: Sequence[bytes], *, timeout: float = 5.0, forward: bool = False
