@@ -20,8 +20,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nexus_raft.cli.loops import run_on
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.node import RaftNode
+from nexus_raft.consensus.node.status import event_loop_name
 from nexus_raft.errors import NexusRaftError
 from nexus_raft.kv.commands import KVCommand, KVOp
 from nexus_raft.kv.state_machine import KVStateMachine
@@ -96,6 +98,7 @@ class Member:
             "applied": st.applied,
             "cpu": cpu_seconds(),
             "pid": os.getpid(),
+            "loop": event_loop_name(),
         }
 
     async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -162,8 +165,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if os.environ.get("BENCH_LOOP") == "uvloop":
-        import uvloop
-
-        uvloop.install()
-    asyncio.run(main())
+    # The event loop as nexus-node chooses it (--event-loop, default auto).
+    run_on(os.environ.get("BENCH_LOOP", "auto"), main())

@@ -194,11 +194,13 @@ def run_processes(seconds: float, value_bytes: int, failovers: int,
     peers = {i + 1: f"127.0.0.1:{ports[i]}" for i in range(3)}
     members = [Member(i, root / f"n{i}", peers) for i in peers]
     failover_times: list[float] = []
+    loop_name = "?"
     try:
         for m in members:
             m.start()
         members[0].call(op="wait_leader", timeout=15.0)
         leader = _leader(members)
+        loop_name = leader.call(op="status")["loop"]
         leader.call(op="load", clients=4, seconds=0.5, value=value_bytes)  # warm up
         for clients in CLIENTS:
             before = [m.call(op="status")["cpu"] for m in members]
@@ -220,8 +222,9 @@ def run_processes(seconds: float, value_bytes: int, failovers: int,
             m.stop()
         shutil.rmtree(root, ignore_errors=True)
     load = os.getloadavg()[0]
-    print_table(f"3 processes, value {value_bytes} B, {seconds:g} s per row, "
-                f"load average {load:.1f} on {os.cpu_count()} CPUs", rows)
+    print_table(f"3 processes ({loop_name} event loop, BENCH_LOOP=asyncio|uvloop|auto), value "
+                f"{value_bytes} B, {seconds:g} s per row, load average {load:.1f} on "
+                f"{os.cpu_count()} CPUs", rows)
     if failover_times:
         print(f"failover (kill -9 leader -> next committed write), {len(failover_times)} runs: "
               f"median {statistics.median(failover_times) * 1e3:.0f} ms, "

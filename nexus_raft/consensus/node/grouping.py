@@ -8,6 +8,8 @@ one. When the state machine can apply a group of commands in one entry
 next turn: one command alone as it is, two or more as one group entry of at
 most :data:`GROUP_MAX_BYTES` (larger runs are split in several groups; a
 command too large for any group goes alone, and the core refuses it alone).
+The node's own entries (member attributes) are never grouped: the node, not
+the state machine, reads them when they are applied.
 
 Nothing changes for a caller: each ``propose`` still gets its own command's
 result, or the error that ended it (the whole group's: a group entry commits,
@@ -23,6 +25,7 @@ from collections.abc import Callable
 
 from nexus_raft.consensus.core.messages import Accepted, Rejected
 from nexus_raft.consensus.node.apply import Proposals, SplitWaiter
+from nexus_raft.consensus.node.attributes import is_publish
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.state_machine import GroupsCommands
 from nexus_raft.errors import ConsensusError, NexusRaftError
@@ -81,7 +84,16 @@ class ProposalGrouper:
         for item in queue:
             if item[1].done():
                 continue  # timed out meanwhile: do not append what nobody awaits
-            length = len(item[0])
+            data = item[0]
+            if data[:1] == b"\0" and is_publish(data):
+                # The node's own entries (member attributes) are read by the
+                # node at apply time, never by the state machine: never grouped.
+                if run:
+                    self._append(run)
+                    run, size = [], 0
+                self._append([item])
+                continue
+            length = len(data)
             if run and size + length > self._max_bytes:
                 self._append(run)
                 run, size = [], 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nexus_raft.consensus.node.apply import SplitWaiter
+from nexus_raft.consensus.node.attributes import MemberAttributes, encode_publish
 from nexus_raft.consensus.node.node import RaftNode
 from nexus_raft.consensus.state_machine import GroupsCommands
 from nexus_raft.errors import NexusRaftError
@@ -105,5 +106,33 @@ def test_a_group_entry_settles_every_proposer() -> None:
         futs = [loop.create_future() for _ in range(2)]
         SplitWaiter(list(futs), split).settle(0, NexusRaftError("dropped"))
         assert all(isinstance(f.exception(), NexusRaftError) for f in futs)
+
+    asyncio.run(scenario())
+
+
+def test_member_attributes_proposed_among_client_writes_are_never_grouped(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        c = Cluster(tmp_path)
+        try:
+            await c.start_all()
+            leader = await c.leader()
+            attrs = MemberAttributes("renamed", ("http://127.0.0.1:9999",))
+            publish = encode_publish(leader.id, attrs)
+            results = await asyncio.gather(
+                *(leader.propose(put(f"a/{i}", b"v")) for i in range(20)),
+                leader.propose(publish),
+                *(leader.propose(put(f"b/{i}", b"v")) for i in range(20)),
+            )
+            assert all(KVResult.decode(r).ok for i, r in enumerate(results) if i != 20)
+
+            def renamed() -> bool:
+                me = next(m for m in leader.status().members if m.id == leader.id)
+                return me.name == "renamed"
+
+            await wait_until(renamed, what="the attributes entry applied by the node")
+        finally:
+            await c.close()
 
     asyncio.run(scenario())
