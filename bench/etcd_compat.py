@@ -155,6 +155,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per load point")
     parser.add_argument("--failover-runs", type=int, default=3)
     parser.add_argument("--check-perf", default="s", help="etcdctl check perf load (''=skip)")
+    parser.add_argument("--systems", default="etcd,nexus", help="etcd, nexus or both")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.failover_runs < 0:
         parser.error("--duration must be positive, --failover-runs >= 0")
@@ -165,7 +166,11 @@ def main(argv: list[str]) -> int:
         return 0
     before = os.getloadavg()
     started = time.monotonic()
-    results = [_run(Etcd, args), _run(NexusThroughEtcdAPI, args)]
+    systems = {"etcd": Etcd, "nexus": NexusThroughEtcdAPI}
+    chosen = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if not chosen or any(s not in systems for s in chosen):
+        parser.error(f"--systems: choose from {', '.join(systems)}")
+    results = [_run(systems[s], args) for s in chosen]
     after = os.getloadavg()
     report(results, args.check_perf or "-")
     print(f"\nload average (1/5/15 min) before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}; "

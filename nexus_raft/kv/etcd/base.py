@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from nexus_raft.errors import NotLeader, Unavailable
+from nexus_raft.errors import NotLeader, Timeout, Unavailable
 from nexus_raft.kv.etcd.command import RESPONSE_TYPES, Code, Kind, decode_result, encode_command
 from nexus_raft.kv.etcd.errors import EtcdError, etcd_error, from_code
 
-__all__ = ["EtcdBase", "cluster_id_u64"]
+__all__ = ["EtcdBase", "ReadRounds", "cluster_id_u64"]
 
 _log = logging.getLogger("nexus_raft.kv.etcd")
 _R = TypeVar("_R")
@@ -40,6 +40,106 @@ def _node_cluster_id(node: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+class ReadRounds:
+    """Linearizable reads share read-index rounds, as etcd's read loop does.
+
+    A read joins the next round, one that starts after the read arrived
+    (a round already under way may have started before it, so its answer
+    could miss a write the read must see); while a round runs, every read
+    that arrives waits for the one after it. One ReadIndex round (a
+    heartbeat to a quorum) then serves any number of concurrent reads.
+    """
+
+    def __init__(self, node: Any, timeout: float) -> None:
+        self._node = node
+        self._timeout = timeout
+        self._next: asyncio.Future[int] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait(self, budget: float) -> int:
+        """The read index of a round started after this call (Timeout-like errors pass through)."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.add_done_callback(_retrieve)
+        fut = self._next
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), budget)
+        except asyncio.TimeoutError:
+            raise Timeout(f"no linearizable read point within {budget:.2f}s") from None
+
+    async def _run(self) -> None:
+        while self._next is not None:
+            fut, self._next = self._next, None
+            try:
+                fut.set_result(await self._node.read_index(timeout=self._timeout))
+            except asyncio.CancelledError:
+                fut.cancel()
+                raise
+            except Exception as exc:
+                fut.set_exception(exc)
+
+
+class WriteGroups:
+    """Concurrent etcd writes are proposed together, one group per event loop turn.
+
+    Every write that arrives before the loop gets around to the group joins
+    it; the group goes to ``propose_many`` (one driver step, one log append,
+    one wait), which costs far less per write than one ``propose`` each.
+    Each write still gets its own result or error, and its own deadline.
+    """
+
+    def __init__(self, node: Any, timeout: float) -> None:
+        self._node = node
+        self._timeout = timeout
+        self._group: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def propose(self, command: bytes, budget: float) -> bytes:
+        """``command``'s result (forwarded to the leader from a follower)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        fut.add_done_callback(_retrieve)
+        if not self._group:
+            loop.call_soon(self._flush)
+        self._group.append((command, fut))
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), budget)
+        except asyncio.TimeoutError:
+            raise Timeout(f"the write was not applied within {budget:.2f}s") from None
+
+    def _flush(self) -> None:
+        group, self._group = self._group, []
+        task = asyncio.ensure_future(self._send(group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, group: list[tuple[bytes, asyncio.Future[bytes]]]) -> None:
+        try:
+            outcomes = await self._node.propose_many(
+                [c for c, _ in group], timeout=self._timeout, forward=True
+            )
+        except Exception as exc:
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), outcome in zip(group, outcomes, strict=True):
+            if fut.done():
+                continue
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # Every waiter may have given up: mark the exception as seen.
+    if not fut.cancelled():
+        fut.exception()
+
+
 class EtcdBase:
     """State shared by the etcd servicers of one node (see the module docstring)."""
 
@@ -48,6 +148,8 @@ class EtcdBase:
         self._timeout = timeout
         self.cluster_id = cluster_id_u64(_node_cluster_id(node))
         self.member_id = int(node.id)
+        self._reads = ReadRounds(node, timeout)
+        self._writes = WriteGroups(node, timeout)
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -66,7 +168,9 @@ class EtcdBase:
     def term(self) -> int:
         """The member's current Raft term (0 when it is not running)."""
         try:
-            return int(self._node.status().term)
+            # Not status(): that one measures the data directory on disk and
+            # would cost every response a directory walk.
+            return int(self._node.term)
         except Unavailable:
             return 0
 
@@ -117,9 +221,11 @@ class EtcdBase:
         budget = self.budget(context)
         self.state_machine()
         try:
-            raw = await self._node.propose(
-                encode_command(kind, request), timeout=budget, forward=forward
-            )
+            command = encode_command(kind, request)
+            if forward:
+                raw = await self._writes.propose(command, budget)
+            else:
+                raw = await self._node.propose(command, timeout=budget, forward=False)
         except NotLeader as exc:
             if exc.leader_id is None:
                 raise EtcdError("no_leader") from exc
@@ -132,6 +238,6 @@ class EtcdBase:
         return response
 
     async def read_barrier(self, serializable: bool, context: Any) -> None:
-        """Wait for a linearizable read point unless ``serializable``."""
+        """Wait for a linearizable read point unless ``serializable`` (see :class:`ReadRounds`)."""
         if not serializable:
-            await self._node.read_index(timeout=self.budget(context))
+            await self._reads.wait(self.budget(context))

@@ -95,7 +95,7 @@ class Lessor:
             await asyncio.sleep(self._tick)
             try:
                 leading = bool(self._node.is_leader)
-                self._node.status()
+                self._node.term  # noqa: B018 - raises Unavailable once the node stopped
             except Unavailable:
                 return  # the node stopped
             if leading and not self._leading:
