@@ -91,11 +91,11 @@ def check_perf(endpoints: list[str], load: str, timeout: float = 300.0) -> Check
     text = out.stdout + out.stderr
     res = CheckPerf(detail=" | ".join(
         line.strip() for line in text.splitlines()
-        if line.startswith(("PASS", "FAIL", "Error", "error"))
+        if line.startswith(("PASS", "FAIL", "Error", "error", "Slowest", "Stddev"))
     ))
-    if m := re.search(r"Throughput is ([0-9.]+) writes/s", text):
+    if m := re.search(r"Throughput (?:is|too low:) ([0-9.]+) writes/s", text):
         res.rate = float(m.group(1))
-    if m := re.search(r"Slowest request took ([0-9.]+)s", text):
+    if m := re.search(r"Slowest request took (?:too long: )?([0-9.]+)s", text):
         res.slowest = float(m.group(1))
     res.passed = out.returncode == 0 and bool(re.search(r"^PASS$", text, re.M))
     return res

@@ -77,8 +77,9 @@ def test_a_large_range_does_not_stall_heartbeats_or_other_rpcs(
             during = [t for t in small if t < started + took]
             print(f"range of {KEYS} keys took {took:.2f}s; longest loop gap "
                   f"{max(gaps) * 1000:.0f} ms; {len(during)} single-key reads meanwhile")
-            # Blocking the loop would make its longest gap the whole range.
-            assert max(gaps) < took / 2, (max(gaps), took)
+            # Blocking the loop makes its longest gap the whole range (95 % of
+            # it when measured); a loaded machine adds scheduling gaps of its own.
+            assert max(gaps) < took * 0.75, (max(gaps), took)
             assert len(during) >= 3, (len(during), took)
             assert all(n.status().term == term for n in c.live())
             await wait_until(lambda: all(n.leader_id == leader.id for n in c.live()),

@@ -88,6 +88,12 @@ class WriteGroups:
     it; the group goes to ``propose_many`` (one driver step, one log append,
     one wait), which costs far less per write than one ``propose`` each.
     Each write still gets its own result or error, and its own deadline.
+
+    A write refused with NotLeader was not appended anywhere (a member that
+    lost leadership refuses before appending), so it is proposed again,
+    through the new leader, while time is left: etcd clients do not re-send
+    writes, and an election under load would otherwise fail them. Nothing
+    else is retried (a dropped proposal's outcome may be unknown).
     """
 
     def __init__(self, node: Any, timeout: float) -> None:
@@ -116,22 +122,32 @@ class WriteGroups:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, group: list[tuple[bytes, asyncio.Future[bytes]]]) -> None:
-        try:
-            outcomes = await self._node.propose_many(
-                [c for c, _ in group], timeout=self._timeout, forward=True
-            )
-        except Exception as exc:
-            for _, fut in group:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (_, fut), outcome in zip(group, outcomes, strict=True):
-            if fut.done():
-                continue
-            if isinstance(outcome, BaseException):
-                fut.set_exception(outcome)
-            else:
-                fut.set_result(outcome)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while group:
+            try:
+                outcomes: list[Any] = list(await self._node.propose_many(
+                    [c for c, _ in group], timeout=max(0.01, deadline - loop.time()),
+                    forward=True,
+                ))
+            except NotLeader as exc:
+                outcomes = [exc] * len(group)
+            except Exception as exc:
+                outcomes = [exc] * len(group)
+            again = []
+            for (command, fut), outcome in zip(group, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(outcome, NotLeader) and loop.time() < deadline - 0.1:
+                    again.append((command, fut))
+                elif isinstance(outcome, BaseException):
+                    fut.set_exception(outcome)
+                else:
+                    fut.set_result(outcome)
+            group = again
+            if group:
+                # Give the election a moment; the forwarder waits for a leader too.
+                await asyncio.sleep(0.05)
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
