@@ -9,6 +9,10 @@ Rules (Raft §5.2, §5.4.1, thesis §9.6):
 - Lease: a node that heard from a leader within the election timeout refuses
   (pre-)votes of a higher term unless the request comes from a leadership
   transfer (``step`` in raft.py checks this before calling in here).
+- Who campaigns (``promotable`` in state.py): a voter of the latest
+  configuration, and also a full voter whose own removal is appended but not
+  committed (thesis §4.2.2); that one does not count its own vote, as the
+  tally is over the latest configuration's voters.
 
 Witness rules (a witness is a voter that may lack payloads):
 - It votes with the normal up-to-date check, with one exception for the

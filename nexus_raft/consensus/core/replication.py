@@ -10,6 +10,8 @@ Rules:
 - A witness leader accepts no proposals or reads; it replicates to the full
   voters up to its own end (``witness_end()``: in 2+1 its last payload
   index) and transfers leadership to the first one that reached it, at once.
+- A leader whose own removal is appended keeps leading (without counting
+  itself) until the removal commits, then steps down (thesis §4.2.2).
 """
 
 from __future__ import annotations
