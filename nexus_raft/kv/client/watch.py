@@ -8,8 +8,14 @@ delivered, so no event is lost and none is delivered twice:
 * ``position`` is the highest revision already covered: the last delivered
   event's revision, or, for a live-only watch (``start_revision`` 0), the
   serving member's revision when the first stream was established;
-* events with ``revision <= position`` are dropped (a lagging member may
-  replay some again);
+* one revision may hold many events (a prefix delete, a transaction), and a
+  member may send them in several messages, so a stream can break in the
+  middle of a revision: the stream counts the events it received at
+  ``position`` and, when it has some, resumes *at* ``position`` and skips
+  that many (a revision's events always come in the same order);
+  otherwise it resumes after ``position``;
+* replayed events (revision below the resume point, or the counted ones at
+  it) are dropped, so a lagging member's repeats are harmless;
 * reconnects back off; if no member accepts the watch for ``timeout``
   seconds in a row, the iterator raises ``Unavailable``.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from typing import Any
 
@@ -31,6 +38,8 @@ from nexus_raft.kv.wire import OK, RETRYABLE_CODES, exception_from_error, kv_pb2
 __all__ = ["WatchStream"]
 
 _log = logging.getLogger(__name__)
+
+_ALL = sys.maxsize  # "skip every replayed event at this revision"
 
 
 class WatchStream:
@@ -50,7 +59,12 @@ class WatchStream:
         self._prefix = prefix
         self._live_only = start_revision == 0
         self._position = max(0, start_revision - 1)
-        self._skip_upto = self._position
+        # Events received at revision ``position`` (0: none, or not counted).
+        self._seen_at_position = 0
+        # Replays to drop: every event below ``_replay_rev`` and the first
+        # ``_replay_skip`` events at it.
+        self._replay_rev = self._position
+        self._replay_skip = _ALL
         self._established = False
         self._timeout = timeout
         self._call: Any = None
@@ -132,24 +146,34 @@ class WatchStream:
             self._backoff.reset()
             if not self._established:
                 self._established = True
-                if self._live_only:
-                    self._position = max(self._position, int(resp.revision))
-                    self._skip_upto = self._position
+                if self._live_only and int(resp.revision) > self._position:
+                    self._position = int(resp.revision)
+                    self._seen_at_position = 0
+                    self._replay_rev, self._replay_skip = self._position, _ALL
             for pb in resp.events:
                 event = WatchEvent.from_pb(pb)
-                # One revision may hold several events (a prefix delete, a txn):
-                # only what an earlier connection delivered is skipped.
-                if event.revision <= self._skip_upto:
+                rev = event.revision
+                if rev < self._replay_rev:
                     continue  # already delivered before a reconnect
-                self._position = max(self._position, event.revision)
+                if rev == self._replay_rev and self._replay_skip > 0:
+                    self._replay_skip -= 1
+                    continue
+                if rev > self._position:
+                    self._position = rev
+                    self._seen_at_position = 0
+                self._seen_at_position += 1
                 self._buffer.append(event)
 
     def _open(self) -> None:
         self._target = self._router.current()
-        start = self._position + 1 if self._established or not self._live_only else 0
-        # A revision's events arrive together, so everything up to the
-        # position was delivered whole; a lagging member may replay it.
-        self._skip_upto = self._position
+        if self._seen_at_position:
+            # The last revision may have been cut short: ask for it again and
+            # drop the events of it already received.
+            start = self._position
+            self._replay_rev, self._replay_skip = self._position, self._seen_at_position
+        else:
+            start = self._position + 1 if self._established or not self._live_only else 0
+            self._replay_rev, self._replay_skip = self._position, _ALL
         request = kv_pb2.WatchRequest(
             cluster_id=self._cluster_id, prefix=self._prefix, start_revision=start
         )
