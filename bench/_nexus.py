@@ -41,7 +41,7 @@ _ENV = {
 
 
 class NexusClient(KVAdapter):
-    """The adapter is the public ``Client``: it coalesces concurrent calls into Batch RPCs."""
+    """The public ``Client``: concurrent calls share batches on its Pipeline stream."""
 
     def __init__(self, endpoints: list[str]) -> None:
         self.client = Client(endpoints, timeout=5.0)
@@ -60,7 +60,10 @@ class NexusCluster:
     """Three ``python -m nexus_raft.cli.node`` processes on loopback (fsync on, defaults)."""
 
     name = "nexus_raft"
-    note = "fsync per group commit (LevelDB sync write), client coalesces into Batch RPCs"
+    note = (
+        "fsync per group commit (LevelDB sync write), "
+        "client batches on a Pipeline stream, one log entry per batch"
+    )
     extra_concurrency: tuple[int, ...] = (1024,)
 
     def __init__(self, extra_args: list[str] | None = None) -> None:
