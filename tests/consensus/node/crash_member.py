@@ -8,8 +8,9 @@ the process ends on the spot, as with kill -9 (no cleanup, no flush; what was
 written to LevelDB stays in the OS, as after a real process crash). Points:
 
 - ``restore-midway``: the state machine's restore dies after its second write batch;
-- ``restore-raises``: the restore raises part-way (an exception, not a crash) and
-  the process lives on, so the test can see what it serves;
+- ``restore-raises``: the restore raises part-way (an exception, not a crash); the
+  node stops serving on its own and the process prints its one-line reason
+  last and exits 1, as nexus-node does;
 - ``after-restore``: dies as the state machine's restore returns;
 - ``before-log-save``: dies just before the log saves the snapshot's record;
 - ``after-log-save``: dies just after the log saved it.
@@ -117,9 +118,14 @@ async def main(spec: dict[str, Any]) -> None:
     await node.start()
     print(f"ready {node.port}", flush=True)
     try:
-        await asyncio.Event().wait()
+        # As nexus-node does: a member whose state machine or log cannot be
+        # written stops serving on its own; the process then says why in one
+        # line and exits 1 (#15 item 6) instead of lingering unreachable.
+        failure = await node.wait_failed()
     finally:
         await node.shutdown()
+    print(failure, file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":
