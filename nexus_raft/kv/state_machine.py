@@ -11,9 +11,13 @@ is migrated on open (:mod:`~nexus_raft.kv.migrate`).
 Exactly-once: every apply writes the data, the events, the sessions and the
 applied index in ONE write batch, so after a crash the applied index says
 precisely which commands are in the store; re-applying an index at or below
-it is a no-op. Revisions count write transactions: every command that
-changes something takes the next main revision (etcd's rule), so a revision
-is not a log index.
+it is a no-op. Applies are unsynced but *carried* (``Store.apply_batch``):
+each rides again in the node's next synced Raft write, so a power cut
+loses only the newest applies, never one before an apply it keeps (LevelDB
+closes a rotated log file unsynced); the node re-applies them from its log.
+Revisions count write transactions: every command that changes something
+takes the next main revision (etcd's rule), so a revision is not a log
+index.
 
 Locking: one lock serialises applies, snapshots' start, restores and watch
 registration, and live events are published under it, so a watch sees
@@ -160,7 +164,11 @@ class KVStateMachine(CommandGrouping):
         if needs_migration(self._meta):
             migrate(self._require_store(), self._data, self._meta, self._events)
         elif self._meta.get(b"format") is None:
-            self._meta.set(b"format", encode_u64(FORMAT))
+            # Synced: a power cut must not keep later applies without it (the
+            # next open would take their records for format 1 and migrate them).
+            stamp = Batch()
+            stamp.insert(b"format", encode_u64(FORMAT))
+            self._meta.apply_batch(stamp, sync=True)
 
     def _bind_trees(self) -> None:
         store = self._require_store()
@@ -279,7 +287,7 @@ class KVStateMachine(CommandGrouping):
         self._require_store()
         try:
             # Operations without tree= in an ApplyPass batch are kv.data writes.
-            self._data.apply_batch(work.batch)
+            self._data.apply_batch(work.batch, carry=True)
         except BaseException:
             # Memory (sessions) ran ahead of the failed write: re-read the store.
             self._load()
@@ -324,7 +332,7 @@ class KVStateMachine(CommandGrouping):
         batch.insert(b"ev-count", encode_u64(count), tree=self._meta)
         batch.insert(b"ev-bytes", encode_u64(size), tree=self._meta)
         batch.insert(b"ev-floor", encode_u64(floor), tree=self._meta)
-        self._require_store().apply_batch(batch)
+        self._require_store().apply_batch(batch, carry=True)
         self._ev_count, self._ev_bytes, self._ev_floor = count, size, floor
 
     # --- reads ---------------------------------------------------------------------------------

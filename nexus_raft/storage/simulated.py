@@ -157,16 +157,21 @@ class _DBFile:
 
     def holes(self, watched: Callable[[bytes], bool]) -> int:
         """Writes touching ``watched`` keys that a power loss now would keep *after*
-        one touching them that it would lose (what survives is not a prefix)."""
-        lost = False
+        losing an earlier one whose effect no kept write restores (what survives
+        is not a prefix). A lost write whose keys a later kept write writes
+        again (a carried write, see ``Store.apply_batch``) leaves no hole."""
+        missing: set[bytes] = set()  # keys of lost watched writes not written again since
         kept_after = 0
         for w in self.pending:
-            if not any(watched(k) for k, _ in w.ops):
+            keys = {k for k, _ in w.ops if watched(k)}
+            if not keys:
                 continue
             if not w.durable:
-                lost = True
-            elif lost:
-                kept_after += 1
+                missing |= keys
+            elif missing:
+                missing -= keys
+                if missing:
+                    kept_after += 1
         return kept_after
 
     def lose_unsynced(self) -> int:

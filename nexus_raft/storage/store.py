@@ -43,6 +43,10 @@ ID_BLOCK = 1000
 # there, so compacting it costs nothing beyond the memtable flush (see flush()).
 _NO_KEYS = b"\xff\xff\xff\xff"
 
+# Carried writes waiting for the next synced write are bounded by this many
+# bytes; a carried write that would exceed it is written synced instead.
+CARRY_MAX_BYTES = 4 << 20
+
 class Store:
     """An embedded key-value database: named trees of ordered keys on LevelDB.
 
@@ -53,6 +57,9 @@ class Store:
     Durability: with ``sync=False`` (the default) a write survives a crash of
     the process but may be lost in a power failure until :meth:`flush` is
     called; with ``sync=True`` every write is fsync'd before it returns.
+    A later synced write does not make earlier unsynced ones durable (LevelDB
+    closes a rotated log file without an fsync), except for *carried* writes:
+    see :meth:`apply_batch`.
 
     One process may have a store open once; a second open (here or in another
     process) raises :class:`~nexus_raft.errors.StoreLockedError`. All methods
@@ -69,6 +76,11 @@ class Store:
         # anyway): that makes read-modify-write atomic and watch events ordered.
         self._lock = threading.RLock()
         self._closed = False
+        # Carried writes not yet inside a synced write: full key -> latest value
+        # (None: deleted). The same dict object for the store's life (trees
+        # hold it); emptied by every synced write, flush() and compact().
+        self._carried: dict[bytes, bytes | None] = {}
+        self._carried_bytes = 0
         state = load_or_init(db, path)
         self._next_tree_id = state.next_tree_id
         # Invariant: ids below _id_limit are reserved on disk; _next_id <= _id_limit.
@@ -138,6 +150,7 @@ class Store:
             if self._closed:
                 return
             self._closed = True
+            self._carried.clear()
             error = StoreClosedError(f"store is closed ({self._path})")
             for tree in self._trees.values():
                 tree._detach(error)
@@ -245,8 +258,10 @@ class Store:
                 # Catalog removal and the purge marker land together, so after a
                 # crash the next open either still has the tree or finishes the purge.
                 with self._db.write_batch(sync=True) as wb:
+                    self._put_carried(wb)
                     wb.delete(catalog_key(name))
                     wb.put(dropping_key(tree.tree_id), b"")
+                self._synced()
                 del self._trees[name]
                 tree._detach(StorageError(f"tree {name!r} was dropped"))
                 purge_tree(self._db, tree.tree_id)
@@ -261,8 +276,10 @@ class Store:
             raise StorageError("no tree ids left in this store")
         try:
             with self._db.write_batch(sync=True) as wb:
+                self._put_carried(wb)
                 wb.put(catalog_key(name), tree_prefix(tree_id))
                 wb.put(NEXT_TREE_KEY, tree_prefix(tree_id + 1))
+            self._synced()
         except BACKEND_ERRORS as exc:
             raise backend_error(exc, self._path) from exc
         self._next_tree_id = tree_id + 1
@@ -274,7 +291,7 @@ class Store:
 
     # --- batches ----------------------------------------------------------------------
 
-    def apply_batch(self, batch: Batch, *, sync: bool | None = None) -> None:
+    def apply_batch(self, batch: Batch, *, sync: bool | None = None, carry: bool = False) -> None:
         """Apply ``batch`` atomically; operations without ``tree=`` go to the default tree.
 
         ``sync`` overrides the store's mode for this one write: ``True`` makes
@@ -282,12 +299,27 @@ class Store:
         opened with ``sync=False``. (A later synced write is not enough to
         make an unsynced one durable: when LevelDB rotates its log, it closes
         the old log file without an fsync.)
+
+        ``carry=True`` (for an unsynced write) makes the write *carried*: it
+        is applied now, unsynced, and written again inside the next synced
+        write of this store, so a power cut keeps it whenever it keeps any
+        later synced write (also across LevelDB's log rotation), at the cost
+        of writing its bytes twice instead of an fsync. What a power cut
+        loses of carried writes is therefore always the newest ones, never
+        one before a write it keeps: a state machine that carries its
+        applies comes back as of some applied index, without holes. Later
+        unsynced writes to a carried key are carried too (the next synced
+        write must not put an older value back). Carried writes wait in
+        memory: once more than ``CARRY_MAX_BYTES`` wait, the next carried
+        write is written synced (with them) instead.
         """
         if sync is not None:
             check_bool(sync, "sync")
-        self._apply_batch(batch, self._default, sync)
+        check_bool(carry, "carry")
+        self._apply_batch(batch, self._default, sync, carry)
 
-    def _apply_batch(self, batch: Batch, target: Tree, sync: bool | None = None) -> None:
+    def _apply_batch(self, batch: Batch, target: Tree, sync: bool | None = None,
+                     carry: bool = False) -> None:
         if not isinstance(batch, Batch):
             raise TypeError(f"batch must be a Batch, not {type(batch).__name__}")
         synced = self._sync if sync is None else sync
@@ -297,13 +329,18 @@ class Store:
             if target._error is not None:
                 raise type(target._error)(*target._error.args)
             trees = self._batch_targets(batch, target)
+            if carry and not synced and self._carried_bytes > CARRY_MAX_BYTES:
+                synced = True  # bounded memory: this one syncs everything carried
             try:
-                if trees is None and not batch._has_removes:
+                if self._carried or (carry and not synced):
+                    self._write_carrying(ops, target, trees, synced, carry)
+                elif trees is None and not batch._has_removes:
                     # The common case, inserts into one tree: plyvel's prefixed
                     # write batch adds the prefix in C and starmap loops in C,
                     # which is what keeps batch puts near raw plyvel speed.
                     wb = target._pdb.write_batch(sync=synced)
                     deque(starmap(wb.put, ops), 0)
+                    wb.write()
                 else:
                     wb = self._db.write_batch(sync=synced)
                     put, delete = wb.put, wb.delete
@@ -313,7 +350,7 @@ class Store:
                             delete(full)
                         else:
                             put(full, value)
-                wb.write()
+                    wb.write()
             except BACKEND_ERRORS as exc:
                 raise backend_error(exc, self._path) from exc
             if any(tree._subs for tree in self._trees.values()):
@@ -321,6 +358,59 @@ class Store:
                     tree = target if trees is None else trees[i]
                     if tree._subs:
                         tree._publish(key, value)
+
+    def _write_carrying(self, ops: list[tuple[bytes, bytes | None]], target: Tree,
+                        trees: list[Tree] | None, synced: bool, carry: bool) -> None:
+        """Write ``ops`` while writes are carried (see :meth:`apply_batch`); holds the lock.
+
+        Synced: the carried writes go first in the same batch, then ``ops``,
+        and nothing is carried any more. Unsynced: ``ops`` are written and
+        carried (``carry``), or only those to an already carried key are.
+        """
+        wb = self._db.write_batch(sync=synced)
+        put, delete = wb.put, wb.delete
+        if synced:
+            self._put_carried(wb)
+        full_ops = [
+            ((target if trees is None else trees[i])._prefix + key, value)
+            for i, (key, value) in enumerate(ops)
+        ]
+        for full, value in full_ops:
+            if value is None:
+                delete(full)
+            else:
+                put(full, value)
+        wb.write()
+        if synced:
+            self._synced()
+            return
+        carried = self._carried
+        size = 0
+        for full, value in full_ops:
+            if carry or full in carried:
+                carried[full] = value
+                size += len(full) + (len(value) if value is not None else 0)
+        self._carried_bytes += size
+
+    def _put_carried(self, wb: Any) -> None:
+        """Add every carried write to the synced write batch ``wb`` (before its own ops)."""
+        for full, value in self._carried.items():
+            if value is None:
+                wb.delete(full)
+            else:
+                wb.put(full, value)
+
+    def _synced(self) -> None:
+        """A synced write (or a flush) made everything so far durable: nothing is carried."""
+        self._carried.clear()
+        self._carried_bytes = 0
+
+    def _write_one(self, tree: Tree, key: bytes, value: bytes | None) -> None:
+        """A tree's single-key write while writes are carried (caller holds the lock)."""
+        self._check_open()
+        if tree._error is not None:
+            raise type(tree._error)(*tree._error.args)
+        self._write_carrying([(key, value)], tree, None, tree._synced_writes, False)
 
     def _batch_targets(self, batch: Batch, target: Tree) -> list[Tree] | None:
         """The live tree of each operation (None: all go to ``target``); holds the lock."""
@@ -370,6 +460,7 @@ class Store:
                 self._db.compact_range(start=_NO_KEYS, stop=_NO_KEYS)
             except BACKEND_ERRORS as exc:
                 raise backend_error(exc, self._path) from exc
+            self._synced()
 
     def compact(self) -> None:
         """Compact the whole database: reclaims the space of deleted and
@@ -394,7 +485,10 @@ class Store:
             if self._next_id >= self._id_limit:
                 limit = self._next_id + ID_BLOCK
                 try:
-                    self._db.put(ID_HWM_KEY, pack_u64(limit), sync=True)
+                    with self._db.write_batch(sync=True) as wb:
+                        self._put_carried(wb)
+                        wb.put(ID_HWM_KEY, pack_u64(limit))
+                    self._synced()
                 except BACKEND_ERRORS as exc:
                     raise backend_error(exc, self._path) from exc
                 self._id_limit = limit

@@ -18,6 +18,7 @@ from nexus_raft.storage._backend import (
     reverse_tree_items,
 )
 from nexus_raft.storage._codec import (
+    check_bool,
     encode_key,
     encode_optional_value,
     encode_value,
@@ -31,7 +32,12 @@ from nexus_raft.storage.watch import Event, Subscriber
 class BatchWriter(Protocol):
     """The owning :class:`~nexus_raft.storage.Store`, as a tree sees it."""
 
-    def _apply_batch(self, batch: Batch, target: Tree) -> None: ...
+    _carried: dict[bytes, bytes | None]
+
+    def _apply_batch(self, batch: Batch, target: Tree, sync: bool | None = None,
+                     carry: bool = False) -> None: ...
+
+    def _write_one(self, tree: Tree, key: bytes, value: bytes | None) -> None: ...
 
 
 Updater = Callable[["bytes | None"], "bytes | bytearray | memoryview | None"]
@@ -51,6 +57,7 @@ class Tree(ReadMethods, TreeHandle):
     """
 
     __slots__ = (
+        "_carried",
         "_delete",
         "_error",
         "_id",
@@ -62,6 +69,7 @@ class Tree(ReadMethods, TreeHandle):
         "_reader",
         "_store",
         "_subs",
+        "_synced_writes",
     )
 
     def __init__(self, store: BatchWriter, name: str, tree_id: int, prefix: bytes, db: Any,
@@ -77,6 +85,10 @@ class Tree(ReadMethods, TreeHandle):
         self._pdb: Any = db.prefixed_db(prefix)
         self._put: Callable[[bytes, bytes], None]
         self._delete: Callable[[bytes], None]
+        self._synced_writes = sync
+        # The store's carried writes (see Store.apply_batch): while any wait,
+        # single-key writes go through the store, which keeps them in order.
+        self._carried = store._carried
         if sync:
             self._put = functools.partial(db.put, sync=True)
             self._delete = functools.partial(db.delete, sync=True)
@@ -124,7 +136,10 @@ class Tree(ReadMethods, TreeHandle):
             value = encode_value(value, "value")
         with self._lock:
             try:
-                self._put(self._prefix + key, value)
+                if self._carried:
+                    self._store._write_one(self, key, value)
+                else:
+                    self._put(self._prefix + key, value)
             except BACKEND_ERRORS as exc:
                 raise backend_error(exc) from exc
             if self._subs:
@@ -136,7 +151,10 @@ class Tree(ReadMethods, TreeHandle):
             key = encode_key(key, "key")
         with self._lock:
             try:
-                self._delete(self._prefix + key)
+                if self._carried:
+                    self._store._write_one(self, key, None)
+                else:
+                    self._delete(self._prefix + key)
             except BACKEND_ERRORS as exc:
                 raise backend_error(exc) from exc
             if self._subs:
@@ -210,7 +228,9 @@ class Tree(ReadMethods, TreeHandle):
         if new is None and old is None:
             return
         try:
-            if new is None:
+            if self._carried:
+                self._store._write_one(self, key, new)
+            elif new is None:
                 self._delete(full)
             else:
                 self._put(full, new)
@@ -219,9 +239,16 @@ class Tree(ReadMethods, TreeHandle):
         if self._subs:
             self._publish(key, new)
 
-    def apply_batch(self, batch: Batch) -> None:
-        """Apply ``batch`` atomically; operations without ``tree=`` go to this tree."""
-        self._store._apply_batch(batch, self)
+    def apply_batch(self, batch: Batch, *, sync: bool | None = None, carry: bool = False) -> None:
+        """Apply ``batch`` atomically; operations without ``tree=`` go to this tree.
+
+        ``sync`` and ``carry`` as in :meth:`Store.apply_batch
+        <nexus_raft.storage.store.Store.apply_batch>`.
+        """
+        if sync is not None:
+            check_bool(sync, "sync")
+        check_bool(carry, "carry")
+        self._store._apply_batch(batch, self, sync, carry)
 
     # --- watch ------------------------------------------------------------------
 

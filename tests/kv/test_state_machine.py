@@ -72,11 +72,11 @@ def test_apply_batch_is_one_write_and_sees_its_own_writes(
     calls = 0
     real = Store._apply_batch
 
-    def counting(self: Store, batch: object, target: object) -> None:
+    def counting(self: Store, batch: object, target: object, *args: object) -> None:
         # Every Store/Tree.apply_batch goes through here: one call = one LevelDB write.
         nonlocal calls
         calls += 1
-        real(self, batch, target)  # type: ignore[arg-type]
+        real(self, batch, target, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Store, "_apply_batch", counting)
     items = [(i, put(f"k/{i % 100}", b"v%d" % i)) for i in range(1, 1001)]

@@ -25,11 +25,6 @@ KNOWN = {
             "that the node then applies on (and serves from)",
     "10.5": "issue #10 item 5: a power cut after a LevelDB log rotation loses Raft writes "
             "that a later synced write was meant to cover (log holes, lost hard state)",
-    "sm-holes": "found by the node simulator (the rest of issue #10 item 5): the state "
-                "machine's unsynced writes of an older LevelDB log generation are lost in a "
-                "power cut while its later writes, made durable by a synced Raft write in the "
-                "new generation, survive: its applied index claims commands whose effects are "
-                "gone",
     "guard": "found by the node simulator: a member that missed a configuration change refuses "
              "(PeerRefused not-member) the leader or candidate that joined meanwhile, so it "
              "never catches up (liveness)",
@@ -40,12 +35,6 @@ _POWER_RULES = {
     "durable vote", "durable log", "commit monotonic", "term monotonic", "one vote per term",
     "member failed to start", "log matching",
 }
-# Rules a hole in the state machine breaks (on the member that lost power).
-_HOLE_RULES = {
-    "state machine safety", "read from a state machine behind the log", "replicas identical",
-    "acknowledged write lost",
-}
-
 
 @dataclass
 class Facts:
@@ -53,8 +42,6 @@ class Facts:
 
     restore_crash: set[int] = field(default_factory=set)  # died inside a snapshot restore
     power_lost: set[int] = field(default_factory=set)  # lost unsynced writes in a power cut
-    # A power cut kept a state machine write after losing an earlier one (the disk says so).
-    sm_holes: set[int] = field(default_factory=set)
     empty_behind: set[int] = field(default_factory=set)  # started with an empty state machine
     behind: set[int] = field(default_factory=set)  # started behind its log snapshot
     refusals: Counter[str] = field(default_factory=Counter)  # peer requests refused, by kind
@@ -68,10 +55,6 @@ def classify(v: Violation, facts: Facts) -> str | None:
         return "10.2"
     if v.invariant in _POWER_RULES and members & facts.power_lost:
         return "10.5"
-    if v.invariant in _HOLE_RULES and members & facts.sm_holes:
-        return "sm-holes"
-    if v.invariant == "linearizability" and facts.sm_holes:
-        return "sm-holes"  # a read answered from the holed state machine
     if v.invariant == "liveness" and facts.refusals["not-member"]:
         return "guard"
     return None

@@ -206,8 +206,7 @@ class Member:
                 if lost:
                     self.sim.hit("power loss lost unsynced writes")
                     self.sim.facts.power_lost.add(self.id)
-                if self.disk.last_holes:
-                    self.sim.facts.sm_holes.add(self.id)
+                self.sim.check_holes(self.id, self.disk.last_holes)
             return
         report = self.disk.crash(power_loss=power_loss, label=why)
         self.sim.trace("kill", f"member {self.id} {why}"
@@ -215,8 +214,7 @@ class Member:
         if power_loss and report.lost:
             self.sim.hit("power loss lost unsynced writes")
             self.sim.facts.power_lost.add(self.id)
-        if report.holes:
-            self.sim.facts.sm_holes.add(self.id)
+        self.sim.check_holes(self.id, report.holes)
         self._down(report)
 
     def _down(self, report: CrashReport | None) -> None:

@@ -135,8 +135,16 @@ class Sim:
             self.facts.restore_crash.add(member.id)
         if report.lost:
             self.facts.power_lost.add(member.id)
-        if report.holes:
-            self.facts.sm_holes.add(member.id)
+        self.check_holes(member.id, report.holes)
+
+    def check_holes(self, member: int, holes: int) -> None:
+        """A power cut must lose state machine writes only as a suffix (the disk counts
+        the writes it kept after losing an earlier one whose effect none restores)."""
+        if holes:
+            self.violate(Violation(
+                "state machine durable as a prefix",
+                f"a power cut kept {holes} of member {member}'s state machine writes after "
+                "losing an earlier one: its state machine has a hole"))
 
     # --- members -------------------------------------------------------------------------
 
