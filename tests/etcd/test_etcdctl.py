@@ -9,6 +9,7 @@ cluster/member ids, terms and sizes differ by nature and are compared by shape.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -323,7 +324,10 @@ def test_native_client_learns_the_leaders_client_address(sides: tuple[Side, Side
 
 def test_aetcd_client_in_a_subprocess(sides: tuple[Side, Side]) -> None:
     """aetcd (PyPI) through a follower, run in its own process (its etcd stubs clash with ours)."""
-    pytest.importorskip("aetcd", reason="aetcd is a test dependency (pip install -e .[test])")
+    # Looked up, not imported: importing aetcd here would put etcd's symbols
+    # into this process's default descriptor pool for every later test.
+    if importlib.util.find_spec("aetcd") is None:
+        pytest.skip("aetcd is a test dependency (pip install -e .[test])")
     driver = Path(__file__).with_name("aetcd_driver.py")
     seen = []
     for side in sides:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,26 +101,38 @@ def test_strip_annotations_removes_gateway_and_gogo_options_only() -> None:
     assert "int64 a = 1;" in out
 
 
+_PRIVATE_POOL_CHECK = """
+from google.protobuf import descriptor_pb2, descriptor_pool
+
+from nexus_raft.transport._generated.etcd import kv_pb2, rpc_pb2
+
+assert rpc_pb2.DESCRIPTOR.pool is not descriptor_pool.Default()
+try:
+    descriptor_pool.Default().FindMessageTypeByName("etcdserverpb.RangeRequest")
+except KeyError:
+    pass
+else:
+    raise SystemExit("etcdserverpb.RangeRequest is in the default descriptor pool")
+# etcd's kv.proto registered under another file name (what a client library does).
+proto = descriptor_pb2.FileDescriptorProto.FromString(kv_pb2.DESCRIPTOR.serialized_pb)
+proto.name = "etcd/api/mvccpb/kv.proto"
+other = descriptor_pool.Default().AddSerializedFile(proto.SerializeToString())
+assert other.package == "mvccpb", other.package
+print("private")
+"""
+
+
 def test_etcd_messages_live_in_a_private_descriptor_pool() -> None:
     # Another library's generated etcd code (e.g. an etcd client) can then
     # define the same etcdserverpb symbols in the default pool, in one process.
-    from google.protobuf import descriptor_pool
-
-    from nexus_raft.transport._generated.etcd import rpc_pb2
-
-    assert rpc_pb2.DESCRIPTOR.pool is not descriptor_pool.Default()
-    with pytest.raises(KeyError):
-        descriptor_pool.Default().FindMessageTypeByName("etcdserverpb.RangeRequest")
-    other = descriptor_pool.Default().AddSerializedFile(_kv_only_copy())
-    assert other.package == "mvccpb"
-
-
-def _kv_only_copy() -> bytes:
-    """etcd's kv.proto registered under another file name (what a client library does)."""
-    from google.protobuf import descriptor_pb2
-
-    from nexus_raft.transport._generated.etcd import kv_pb2
-
-    proto = descriptor_pb2.FileDescriptorProto.FromString(kv_pb2.DESCRIPTOR.serialized_pb)
-    proto.name = "etcd/api/mvccpb/kv.proto"
-    return proto.SerializeToString()
+    # Checked in a fresh interpreter: what other tests imported into this
+    # process's default pool (an etcd client library) is not ours, and the
+    # copy of kv.proto added here must not leak into them either.
+    out = subprocess.run(
+        [sys.executable, "-c", _PRIVATE_POOL_CHECK],
+        cwd=Path(protogen.__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "private", out.stderr[-2000:]
