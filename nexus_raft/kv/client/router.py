@@ -402,11 +402,15 @@ class Router:
                     raise TooLarge(f"{target}: request too large: {err.details()}") from None
                 if code not in _RETRY_GRPC:
                     raise Unavailable(f"{target}: {_grpc_failure(err)}") from None
-                last = (
-                    Timeout(f"{target} did not answer within {attempt:.2f}s")
-                    if code == grpc.StatusCode.DEADLINE_EXCEEDED
-                    else Unavailable(f"{target} is unreachable ({_grpc_failure(err)})")
-                )
+                if code != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    last = Unavailable(f"{target} is unreachable ({_grpc_failure(err)})")
+                elif attempt >= self._attempt_timeout:
+                    last = Timeout(f"{target} did not answer within {attempt:.2f}s")
+                elif last is None:
+                    last = Timeout(f"{target} did not answer before the deadline")
+                # else: the call's own deadline cut this attempt short (a
+                # member given a few milliseconds says nothing): the earlier
+                # failure, e.g. "no leader", stays the reason given up for.
                 _log.debug("%s to %s failed: %s", method, target, last)
                 unreachable.add(target)
                 self.mark_failed(target, unreachable=True)
