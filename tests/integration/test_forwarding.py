@@ -10,6 +10,7 @@ silently drops everything to the client's address.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -115,6 +116,31 @@ def _netns_cluster(base: Path) -> Iterator[tuple[Netns, dict[int, Member]]]:
         net.close()
 
 
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _router_failures() -> Iterator[list[str]]:
+    """The KV client's failed attempts ("Batch to HOST:PORT failed: ...") meanwhile."""
+    logger = logging.getLogger("nexus_raft.kv.client.router")
+    seen: list[str] = []
+    handler = _Collect(seen)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _leader_of(client: SyncClient, members: dict[int, Member]) -> int:
     def check() -> int | None:
         for m in members.values():
@@ -146,18 +172,35 @@ def test_writes_through_a_follower_when_the_client_cannot_reach_the_leader(
             # client's connection to it goes silent (no reset, no refusal).
             net.cut(leader - 1, net.host_address)
             latencies = []
-            for i in range(30):
-                start = time.monotonic()
-                client.put(f"ns/{i}", str(i).encode())
-                latencies.append(time.monotonic() - start)
+            first: list[str] = []
+            with _router_failures() as failures:
+                for i in range(30):
+                    start = time.monotonic()
+                    client.put(f"ns/{i}", str(i).encode())
+                    latencies.append(time.monotonic() - start)
+                    if i == 0:
+                        first = list(failures)
+                silent_after_first = failures[len(first):]
             assert client.get("ns/29") == b"29"  # ReadIndex through a follower
             # The first write after the cut pays one attempt timeout (1 s) on
-            # the silent leader; after that the leader is avoided.
+            # the silent leader; after that the leader is avoided: no later
+            # write tries it (counted, not timed: a loaded machine makes a
+            # forwarded write slow without the client waiting on the leader).
             print("latencies after the cut:", [round(x, 3) for x in latencies])
-            assert latencies[0] < 5.0, latencies
-            assert max(latencies[1:]) < 1.0, latencies
+            leader_address = members[leader].address
+            assert any(leader_address in f for f in first), first
+            assert latencies[0] < 10.0, latencies
+            assert not [f for f in silent_after_first if leader_address in f], silent_after_first
             # The leader kept its leadership: its peers still reach it.
             others = [m for m in members.values() if m.id != leader]
-            views = {client.status(endpoint=m.address, timeout=2.0).leader_id for m in others}
-            assert views == {leader}
+
+            def views() -> set[int | None] | None:
+                try:
+                    seen = {client.status(endpoint=m.address, timeout=5.0).leader_id
+                            for m in others}
+                except NexusRaftError:
+                    return None  # a slow answer on a loaded machine: ask again
+                return seen if seen == {leader} else None
+
+            wait_until(f"the followers to name {leader} as the leader", views, 30)
             net.heal()

@@ -39,9 +39,14 @@ def scrape(address: str) -> dict[str, float]:
 
 
 def health_status(address: str, service: str = "") -> Any:
+    """The member's health status for ``service``; None if it did not answer
+    (a loaded machine can miss the 5 s deadline: callers poll)."""
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        try:
+            return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        except grpc.RpcError:
+            return None
 
 
 def test_metrics_scraped_while_writes_run(make_cluster: Callable[..., ProcessCluster]) -> None:
@@ -95,14 +100,16 @@ def test_grpc_health_is_serving_on_every_member(
 ) -> None:
     cluster = make_cluster(3)
     cluster.client().put("k", b"v")
+    serving = health_pb2.HealthCheckResponse.SERVING
     for member in cluster.members.values():
+        # Polled, both: a check round sets the overall status, then each
+        # service's, and a leader that briefly misses a follower (a loaded
+        # machine) answers NOT_SERVING for a round.
         wait_until(
-            f"member {member.id} SERVING",
-            lambda m=member: health_status(m.address) == health_pb2.HealthCheckResponse.SERVING,
-            20,
-        )
-        assert (
-            health_status(member.address, "nexus.kv.KV") == health_pb2.HealthCheckResponse.SERVING
+            f"member {member.id} SERVING, and its KV service too",
+            lambda m=member: health_status(m.address) == serving
+            and health_status(m.address, "nexus.kv.KV") == serving,
+            30,
         )
     # A member that lost its quorum stops serving (after the grace period).
     survivor = cluster.members[1]
