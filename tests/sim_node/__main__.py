@@ -21,7 +21,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -49,6 +49,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="comma-separated seeds to leave out (known bugs being fixed)")
     ap.add_argument("--allow-missing", action="store_true",
                     help="do not fail when a coverage row stays at zero")
+    ap.add_argument("--fail-fast", action="store_true",
+                    help="stop at the first violation (the mutation check)")
     ap.add_argument("--tolerate", type=str, default="",
                     help="comma-separated known bugs (keys of tests/sim_node/known.py) whose "
                          "seeds are reported as KNOWN instead of failing the run")
@@ -122,7 +124,7 @@ def _one(seed: int) -> _Summary:
                     res.stats, res.coverage, res.known)
 
 
-def _results(seeds: list[int], jobs: int) -> Iterator[_Summary]:
+def _results(seeds: list[int], jobs: int) -> Generator[_Summary, None, None]:
     if jobs <= 1:
         for s in seeds:
             yield _one(s)
@@ -178,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     long_runs: list[tuple[int, int, float, float]] = []
     coverage: Counter[str] = Counter()
     stats: Counter[str] = Counter()
-    for done, r in enumerate(_results(seeds, jobs), start=1):
+    results = _results(seeds, jobs)
+    for done, r in enumerate(results, start=1):
         ticks += r.ticks
         sim_s += r.sim_seconds
         wall_s += r.wall
@@ -193,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 bad += 1
             sys.stderr.write(r.report)
+            if bad and args.fail_fast:
+                results.close()  # ends the worker pool
+                break
         now = time.perf_counter()
         if now - last >= 10.0:
             last = now

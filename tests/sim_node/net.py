@@ -73,6 +73,8 @@ class Endpoint:
     )
     conns: dict[int, Conn] = field(default_factory=dict)
     refusals: Counter[str] = field(default_factory=Counter)  # PeerRefused answered, by kind
+    # Requests handed an answer that is not theirs (MismatchedAnswer): always a bug.
+    mismatched: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -102,6 +104,7 @@ class SimNetwork:
         self._ids = itertools.count(1)
         self.hit: Callable[[str], None] = lambda row: None  # coverage rows (set by the Sim)
         self.refusals: Counter[str] = Counter()  # every member's PeerRefused answers, by kind
+        self.mismatched: list[str] = []  # every member's MismatchedAnswer, for the Sim's poll
 
     # --- topology ------------------------------------------------------------------------
 

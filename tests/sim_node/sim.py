@@ -229,7 +229,10 @@ class Sim:
                                         f"{f' ({failure})' if failure else ''}\n{tb}")
 
     def poll(self) -> None:
-        """Election safety, new leaders and configuration shapes (once per tick)."""
+        """Election safety, answer pairing, new leaders and configuration shapes (once per tick)."""
+        if self.net.mismatched:
+            self.violate(Violation("answer pairing", self.net.mismatched[0]))
+            return
         leader: Member | None = None
         for m in self.live():
             d = m.node._driver if m.node is not None else None

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from nexus_raft.consensus.node.server import MismatchedAnswer
 from nexus_raft.transport import SnapshotCorrupted
 from nexus_raft.transport._generated import raft_pb2 as pb
 from nexus_raft.transport.address import NodeAddress
@@ -83,6 +84,13 @@ def _check_cluster(ep: Endpoint, got: str) -> None:
         raise Refused("cluster", f"cluster id mismatch: {got!r} is not {ep.cluster_id!r}")
 
 
+def _mismatched(ep: Endpoint, method: str, exc: MismatchedAnswer) -> Refused:
+    """A request handed another request's answer: recorded (a violation at the next
+    poll), and answered as the gRPC server would (an internal error)."""
+    ep.mismatched.append(f"member {ep.host}'s {method} handler: {exc}")
+    return Refused("internal", str(exc))
+
+
 def _refused(ep: Endpoint, exc: PeerRefused) -> Refused:
     """A refusal on purpose is answered PERMISSION_DENIED (the client raises PeerRefused)."""
     ep.refusals[exc.kind] += 1
@@ -97,6 +105,8 @@ async def _unary(ep: Endpoint, request: Any, method: str, response_type: type) -
         response = await getattr(ep.raft, method)(request)
     except PeerRefused as exc:
         raise _refused(ep, exc) from exc
+    except MismatchedAnswer as exc:
+        raise _mismatched(ep, method, exc) from exc
     if not isinstance(response, response_type):
         raise Refused("internal", f"{method} handler returned {type(response).__name__}")
     return response
@@ -462,6 +472,9 @@ class _StreamServer:
             except PeerRefused as exc:
                 self._conn.fail(str(_refused(self._ep, exc)), "refused")
                 return
+            except MismatchedAnswer as exc:
+                self._conn.fail(str(_mismatched(self._ep, "append_entries", exc)), "internal")
+                return
             except Exception as exc:
                 self._conn.fail(f"append_entries handler failed: {exc}", "internal")
                 return
@@ -535,6 +548,9 @@ class _SnapshotServer:
         except PeerRefused as exc:
             conn.fail(str(_refused(ep, exc)), "refused")
             return
+        except MismatchedAnswer as exc:
+            conn.fail(str(_mismatched(ep, "install_snapshot", exc)), "internal")
+            return
         except Exception as exc:
             conn.fail(str(chunks.error or exc), "rejected" if chunks.error else "internal")
             return
@@ -569,7 +585,8 @@ class SimServer(RaftServer):
         process = PROCESS.get()
         assert process is not None, "a simulated server starts inside a process"
         ep = Endpoint(self._t.host, process, contextvars.copy_context(), self.cluster_id,
-                      raft=self._handler, kv=self._t.kv, refusals=self._t.net.refusals)
+                      raft=self._handler, kv=self._t.kv, refusals=self._t.net.refusals,
+                      mismatched=self._t.net.mismatched)
         self._ep = self._t.endpoint = ep
         self._t.net.listen(ep)
         return self.port

@@ -1,6 +1,7 @@
 """``python -m tools.mutants`` (``make mutants``): run the mutation check and print its table.
 
-    python -m tools.mutants [--seeds 500] [--only NAME ...] [--list] [--markdown]
+    python -m tools.mutants [--seeds 500] [--only NAME ...] [--check CHECK ...] [--list]
+                            [--markdown]
 
 First the unmutated copy must pass every check (else every mutant would look
 caught); then each mutant is applied alone to a fresh scratch copy and the
@@ -29,6 +30,7 @@ from tools.mutants.run import (
     StaleMutant,
     apply,
     checks,
+    ci_node_seeds,
     make_scratch,
     run_check,
     run_mutant,
@@ -50,13 +52,15 @@ def _log(line: str) -> None:
 def table(outcomes: Sequence[Outcome], *, markdown: bool) -> str:
     """The result table (plain text, or Markdown for the README)."""
     rows = [
-        (o.mutant.name, "caught" if o.caught else "SURVIVED", o.by, f"{o.seconds:.0f}s")
+        (o.mutant.name, o.mutant.origin, "caught" if o.caught else "SURVIVED", o.by,
+         f"{o.seconds:.0f}s")
         for o in outcomes
     ]
-    head = ("mutant", "result", "caught by (check: invariant or test, seed)", "time to catch")
+    head = ("mutant", "origin", "result", "caught by (check: invariant or test, seed)",
+            "time to catch")
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
         return "\n".join(lines) + "\n"
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -71,10 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     ap = _Parser(prog="python -m tools.mutants", description="mutation check")
     ap.add_argument("--seeds", type=int, default=500, help="core simulator seeds (CI's budget)")
-    ap.add_argument("--node-seeds", type=int, default=60,
-                    help="node simulator seeds (CI's budget)")
+    ap.add_argument("--node-seeds", type=int, default=ci_node_seeds(),
+                    help="node simulator seeds (CI's budget: the Makefile's CI_NODE_SEEDS)")
     ap.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8))
     ap.add_argument("--only", action="append", default=[], help="run only this mutant (repeat)")
+    ap.add_argument("--check", action="append", default=[],
+                    help="run only this check (repeat): core sim, node sim, fast tests")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     ap.add_argument("--skip-baseline", action="store_true",
@@ -94,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"unknown mutant(s): {', '.join(bad)} (see --list)")
         chosen = [m for m in MUTANTS if m.name in args.only]
     all_checks = checks(args.seeds, args.jobs, args.node_seeds)
+    if args.check:
+        bad = sorted(set(args.check) - {c.name for c in all_checks})
+        if bad:
+            ap.error(f"unknown check(s): {', '.join(bad)} "
+                     f"(known: {', '.join(c.name for c in all_checks)})")
+        all_checks = [c for c in all_checks if c.name in args.check]
     with tempfile.TemporaryDirectory(prefix="nexus-mutants-") as tmp:
         base = Path(tmp)
         # Every mutant must apply before anything runs: a stale one fails at once.

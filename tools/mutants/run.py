@@ -56,10 +56,22 @@ class Outcome:
     seconds: float
 
 
-def _node_tolerate() -> str:
-    """The Makefile's NODE_TOLERATE (its first ``?=`` assignment, as make reads it)."""
-    m = re.search(r"^NODE_TOLERATE \?= *(.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+def makefile_default(name: str) -> str:
+    """The Makefile's ``NAME ?= value`` (its first such assignment, as make reads it)."""
+    pattern = rf"^{re.escape(name)} \?= *(.*)$"
+    m = re.search(pattern, (ROOT / "Makefile").read_text(), re.MULTILINE)
     return m.group(1).strip() if m else ""
+
+
+def _node_tolerate() -> str:
+    """The Makefile's NODE_TOLERATE: known bugs still being fixed, tolerated as in `make sim`."""
+    return makefile_default("NODE_TOLERATE")
+
+
+def ci_node_seeds() -> int:
+    """The node simulator seeds CI runs (the Makefile's CI_NODE_SEEDS)."""
+    value = makefile_default("CI_NODE_SEEDS")
+    return int(value) if value.isdigit() else 60
 
 
 def _sim_violation(out: str) -> str | None:
@@ -85,7 +97,7 @@ def checks(seeds: int, jobs: int, node_seeds: int) -> list[Check]:
         # CI's seeds need not reach every row here: only violations count. Known
         # bugs still being fixed are tolerated as in `make sim`.
         return [py, "-m", "tests.sim_node", "--seeds", str(node_seeds), "--allow-missing",
-                "--tolerate", _node_tolerate()]
+                "--fail-fast", "--jobs", str(jobs), "--tolerate", _node_tolerate()]
 
     def fast(_: Path, m: Mutant | None) -> list[str]:
         # The mutant's own test paths (its area's unit tests, the fix's regression
@@ -178,6 +190,7 @@ def run_mutant(
     try:
         apply(mutant, scratch)
         total = 0.0
+        passed: list[str] = []
         by_name = {c.name: c for c in all_checks}
         for check in (by_name[n] for n in mutant.checks if n in by_name):
             got = run_check(check, scratch, mutant)
@@ -187,7 +200,10 @@ def run_mutant(
             total += dt
             log(f"  {check.name}: {'CAUGHT ' + detail if failed else 'passed'} ({dt:.0f}s)")
             if failed:
-                return Outcome(mutant, True, f"{check.name}: {detail}", total)
-        return Outcome(mutant, False, "every check passed", total)
+                # Earlier checks that let it through are part of the answer.
+                missed = f" (passed: {', '.join(passed)})" if passed else ""
+                return Outcome(mutant, True, f"{check.name}: {detail}{missed}", total)
+            passed.append(check.name)
+        return Outcome(mutant, False, f"every check passed: {', '.join(passed)}", total)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

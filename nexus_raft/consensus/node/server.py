@@ -23,6 +23,7 @@ from pathlib import Path
 from nexus_raft.consensus.core.messages import (
     AppendResponse,
     HeartbeatResponse,
+    Message,
     ReadIndexResponse,
     VoteResponse,
 )
@@ -43,12 +44,29 @@ from nexus_raft.errors import ConsensusError, NexusRaftError
 from nexus_raft.transport.errors import PeerRefused
 from nexus_raft.transport.ratelimit import LogLimiter
 
-__all__ = ["PeerHandler"]
+__all__ = ["MismatchedAnswer", "PeerHandler"]
 
 _log = logging.getLogger(__name__)
 
 class MisaddressedRequest(PeerRefused):
     """A peer sent a request meant for another node id."""
+
+
+class MismatchedAnswer(ConsensusError):
+    """The core's answer handed to a peer's request is not the answer to it: of
+    another kind, for another peer, or (a read) for another context.
+
+    Never the peer's fault: the driver paired answers with the wrong requests
+    (issue #10 item 6 was such a bug). The request fails instead of carrying
+    someone else's answer; the node simulator counts any as a violation.
+    """
+
+
+def _mismatch(what: str, resp: Message, sender: int) -> MismatchedAnswer:
+    """The error for ``resp`` handed to ``what`` (a request from ``sender``)."""
+    return MismatchedAnswer(
+        f"core answered {what} from {sender} with a {type(resp).__name__} to {resp.to}"
+    )
 
 
 def _malformed(exc: Exception, sender: int) -> PeerRefused:
@@ -109,8 +127,8 @@ class PeerHandler:
             )
             m = dataclasses.replace(m, transfer=False)
         resp = await self._driver.request(m)
-        if not isinstance(resp, VoteResponse):
-            raise ConsensusError(f"core answered a vote with {type(resp).__name__}")
+        if not isinstance(resp, VoteResponse) or resp.to != sender:
+            raise _mismatch("a vote", resp, sender)
         return wire.vote_response_to_pb(resp)
 
     async def append_entries(self, request: wire.pb.AppendRequest) -> wire.pb.AppendResponse:
@@ -125,8 +143,8 @@ class PeerHandler:
         _refuse(append_refusal(m, raft.term, raft.is_peer_member), sender)
         self._metrics.leader_contact = time.monotonic()
         resp = await self._driver.request(m)
-        if not isinstance(resp, (AppendResponse, HeartbeatResponse)):
-            raise ConsensusError(f"core answered an append with {type(resp).__name__}")
+        if not isinstance(resp, (AppendResponse, HeartbeatResponse)) or resp.to != sender:
+            raise _mismatch("an append", resp, sender)
         return wire.append_response_to_pb(resp)
 
     async def install_snapshot(
@@ -169,8 +187,8 @@ class PeerHandler:
             if driver.staged.get(meta.index) is staged:
                 del driver.staged[meta.index]
             staged.discard()
-        if not isinstance(resp, AppendResponse):
-            raise ConsensusError(f"core answered a snapshot with {type(resp).__name__}")
+        if not isinstance(resp, AppendResponse) or resp.to != sender:
+            raise _mismatch("a snapshot", resp, sender)
         if resp.reject:
             self._metrics.snapshot_receive_failures += 1
         else:
@@ -217,8 +235,10 @@ class PeerHandler:
             sender,
         )
         resp = await self._driver.request(wire.read_index_from_pb(request, self._id))
-        if not isinstance(resp, ReadIndexResponse):
-            raise ConsensusError(f"core answered a read index with {type(resp).__name__}")
+        if not isinstance(resp, ReadIndexResponse) or resp.to != sender:
+            raise _mismatch("a read index", resp, sender)
+        if resp.context != request.context:
+            raise _mismatch("a read index (another read's answer)", resp, sender)
         return wire.read_index_response_to_pb(resp)
 
     async def forward(self, request: wire.pb.ForwardRequest) -> wire.pb.ForwardResponse:
