@@ -118,11 +118,19 @@ class SecureCluster(ProcessCluster):
         wait_until("every member to publish its client address", check, timeout)
 
     def snapshot_state(self) -> dict[int, tuple[int, int | None, int, int]]:
-        """Each running member's (term, leader, last index, commit)."""
+        """Each running member's (term, leader, last index, commit).
+
+        A member slow to answer (a loaded machine) is asked again, for up to
+        20 s: only the answer is waited for, never a particular state.
+        """
         out = {}
         for i, m in self.members.items():
             if m.running:
-                info = self.status_of(i, timeout=2.0)
+                info = wait_until(
+                    f"member {i} to answer a status request",
+                    lambda i=i: self.status_of(i, timeout=2.0),
+                    20,
+                )
                 out[i] = (info.term, info.leader_id, info.last_index, info.commit)
         return out
 

@@ -41,12 +41,16 @@ from tests.transport.certs import MemberPki
 from .cluster import Attacker, SecureCluster, lazy_chunks
 
 ATTACKER = 99
-QUIET = 1.2  # seconds watched after a message: several election timeouts (200-400 ms)
+# Elections of 0.5-1 s (25 ticks of 20 ms; the default is 200-400 ms): the
+# check below is exact (no term may move), and on a loaded machine a member
+# stalled past a short election timeout starts an election no message caused.
+TIMING = ["--election-ticks", "25"]
+QUIET = 2.0  # seconds watched after a message: two of the longest election timeouts
 
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]:
-    cluster = SecureCluster(tmp_path_factory.mktemp("forged"), 3)
+    cluster = SecureCluster(tmp_path_factory.mktemp("forged"), 3, extra_args=TIMING)
     try:
         cluster.start()
         cluster.wait_for_leader()
@@ -311,7 +315,9 @@ def test_stale_term_200_mib_snapshot_is_refused_before_its_data_is_written(
 @pytest.fixture(scope="module")
 def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureCluster, MemberPki]]:
     pki = MemberPki()
-    cluster = SecureCluster(tmp_path_factory.mktemp("forged-mtls"), 3, pki=pki, peer_mtls=True)
+    cluster = SecureCluster(
+        tmp_path_factory.mktemp("forged-mtls"), 3, pki=pki, peer_mtls=True, extra_args=TIMING
+    )
     try:
         cluster.start()
         cluster.wait_for_leader()
