@@ -110,6 +110,10 @@ class InvalidCommand(ConsensusError, ValueError):
     """A state-machine command (or its result) is malformed or breaks a limit."""
 
 
+class MemberRemoved(ConsensusError):
+    """This member was removed from the cluster's configuration; it stopped serving."""
+
+
 class RaftUsageError(ConsensusError):
     """The Raft core or a log storage was called against its contract.
 
@@ -120,3 +124,11 @@ class RaftUsageError(ConsensusError):
 
 class ConfigError(NexusRaftError, ValueError):
     """A configuration value is invalid."""
+
+
+class IdentityMismatch(ConfigError):
+    """A data directory belongs to another member or cluster than the configuration names.
+
+    Also raised when members started with different initial configurations
+    meet: the member whose configuration disagrees with its peers' stops.
+    """

@@ -3,7 +3,8 @@
 Every program runs its typer app through :func:`run_app`, which turns any
 usage error or deliberate :class:`~nexus_raft.errors.NexusRaftError` into one
 line on stderr (``nexusctl: error: ...``) and a non-zero exit status, never a
-traceback: exit 2 for bad arguments, 1 for a failed operation, 130 on Ctrl-C.
+traceback: exit 2 for bad arguments, 1 for a failed operation, 3 for a member that was
+removed from its cluster, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nexus_raft.transport.address import parse_endpoint
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_REMOVED",
     "EXIT_USAGE",
     "LOG_LEVELS",
     "CliError",
@@ -35,7 +37,11 @@ EXIT_FAILURE = 1
 """Exit status of an operation that failed (cluster unreachable, key missing, ...)."""
 
 EXIT_USAGE = 2
-"""Exit status of bad command-line arguments."""
+"""Exit status of bad command-line arguments (also: a data directory or initial
+configuration that contradicts the cluster's, see ``IdentityMismatch``)."""
+
+EXIT_REMOVED = 3
+"""Exit status of a member that was removed from its cluster and stopped."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 """Values accepted by ``--log-level``."""

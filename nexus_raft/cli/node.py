@@ -30,14 +30,14 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
 from nexus_raft.cli.loops import EVENT_LOOPS, run_on, uvloop_available
+from nexus_raft.cli.member import run_member, until_stopped
 from nexus_raft.cli.tlsflags import (
     CaOpt,
     CertOpt,
@@ -78,8 +78,17 @@ def run(
     witness: Annotated[
         list[int] | None, typer.Option(help="Mark a member of --peers as a witness (repeatable).")
     ] = None,
+    learner: Annotated[
+        list[int] | None,
+        typer.Option(help="Mark a member of --peers as a non-voting learner (repeatable)."),
+    ] = None,
     cluster_id: Annotated[
-        str | None, typer.Option(help="Cluster id (default: derived from --peers).")
+        str | None,
+        typer.Option(
+            help="Cluster id (default: derived from the initial configuration; after the "
+            "first start the data directory's recorded id is used, and a different one "
+            "is refused)."
+        ),
     ] = None,
     join: Annotated[
         bool, typer.Option("--join", help="Join a running cluster instead of bootstrapping.")
@@ -174,6 +183,7 @@ def run(
             peers=peer_map,
             data_dir=data_dir,
             witnesses=frozenset(witness or ()),
+            learners=frozenset(learner or ()),
             cluster_id=cluster_id,
             tick_interval=tick_ms / 1000.0,
             election_ticks=election_ticks,
@@ -202,9 +212,11 @@ def run(
         fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
     if not etcd_progress_interval > 0:
         raise typer.BadParameter("--etcd-progress-interval must be positive")
-    run_on(
-        event_loop,
-        serve(config, etcd_progress_interval=etcd_progress_interval, forward=not redirect),
+    run_member(
+        lambda: run_on(
+            event_loop,
+            serve(config, etcd_progress_interval=etcd_progress_interval, forward=not redirect),
+        )
     )
 
 
@@ -227,9 +239,9 @@ async def serve(
     node = RaftNode(config, state_machine)
     # Registered explicitly (also on a witness) so clients always find the KV
     # API on the listen port: a witness answers NOT_LEADER with the leader.
-    node.add_servicer(
-        KVService(node, cluster_id=config.effective_cluster_id, forward=forward).register
-    )
+    # The cluster id is read from the node per request: the data directory's
+    # recorded identity, known once the node has started.
+    node.add_servicer(KVService(node, forward=forward).register)
     # etcd's v3 API on the same port (a witness answers its membership and status).
     node.add_servicer(EtcdAPI(node, progress_interval=etcd_progress_interval).register)
     stop = asyncio.Event()
@@ -241,37 +253,24 @@ async def serve(
         "member %d serving on %s (cluster %s%s)",
         config.id,
         config.listen,
-        config.effective_cluster_id,
+        node.cluster_id,
         ", witness" if config.is_witness else "",
     )
     try:
-        failure = await _until_stopped(stop, node.wait_failed())
-        if failure is None:
+        await until_stopped(node, stop)
+        if node.halted is None and node.failure is None:
             _log.info("member %d shutting down", config.id)
     finally:
         await node.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    if failure is not None:
+    if node.failure is not None:
         # A member that cannot write its data exits (status 1) rather than
         # serve a state it can no longer keep; restart it once fixed.
-        fail(failure, 1)
+        fail(node.failure, 1)
     _log.info("member %d stopped", config.id)
-
-
-async def _until_stopped(stop: asyncio.Event, failed: Coroutine[Any, Any, str]) -> str | None:
-    """Wait for SIGTERM/SIGINT (None) or for the node to stop on its own (the reason)."""
-    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(failed)}
-    try:
-        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    for task in done:
-        result = task.result()
-        if isinstance(result, str):
-            return result
-    return None
+    if node.halted is not None:
+        raise node.halted.error
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from typing import Annotated, Any
 import typer
 
 from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+from nexus_raft.cli.member import run_member
 from nexus_raft.cli.tlsflags import (
     CaOpt,
     CertOpt,
@@ -156,7 +157,11 @@ def run(
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
-    asyncio.run(serve(config, json_output=json_output, status_interval=status_interval))
+    run_member(
+        lambda: asyncio.run(
+            serve(config, json_output=json_output, status_interval=status_interval)
+        )
+    )
 
 
 class _Printer:
@@ -200,12 +205,13 @@ async def serve(
         out.emit("started", status)
         seen = (status.role, status.term, status.leader_id)
         last_line = loop.time()
-        while not stop.is_set():
+        while not stop.is_set() and witness.node.halted is None:
             try:
                 await asyncio.wait_for(stop.wait(), _POLL_SECONDS)
             except asyncio.TimeoutError:
                 pass
-            if stop.is_set() or witness.node.failure is not None:
+            node = witness.node
+            if stop.is_set() or node.failure is not None or node.halted is not None:
                 break
             view = witness.node.status()
             now = loop.time()
@@ -217,7 +223,8 @@ async def serve(
             elif status_interval > 0 and now - last_line >= status_interval:
                 last_line = now
                 out.emit("status", witness.status())
-        _log.info("witness %d shutting down", config.id)
+        if witness.node.halted is None:
+            _log.info("witness %d shutting down", config.id)
     finally:
         await witness.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -227,7 +234,10 @@ async def serve(
         # It cannot write its metadata log (a full disk): exit 1, one line.
         out.emit("failed", None, failure)
         fail(failure, 1)
-    out.emit("stopped", None, f"witness {config.id} stopped")
+    halt = witness.node.halted
+    out.emit("stopped", None, f"witness {config.id} stopped" + (f": {halt.reason}" if halt else ""))
+    if halt is not None:
+        raise halt.error
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,9 @@ MALFORMED = "malformed"
 HANDLER_FAILED = "handler-failed"
 PEER_REFUSED = "peer-refused"
 
+CLUSTER_KEY = "nexus-cluster-id"
+"""Trailing-metadata key of a cluster-id refusal: the refusing server's own cluster id."""
+
 
 class _PeerError(TransportError):
     """A transport error that knows which peer and which RPC it came from."""
@@ -76,7 +79,15 @@ class ClusterMismatch(_PeerError, _AnyClusterMismatch):
 
     Also a :class:`nexus_raft.errors.ClusterMismatch`, so one ``except`` catches
     the refusal whether it came from the peer transport or the KV service.
+    ``remote_cluster_id`` is the cluster the peer says it belongs to (None
+    when it did not say).
     """
+
+    def __init__(
+        self, message: str, *, remote_cluster_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.remote_cluster_id = remote_cluster_id
 
 
 class PayloadTooLarge(_PeerError):
@@ -168,7 +179,7 @@ def from_rpc_error(
     text = f"{method or 'rpc'} to {peer or 'peer'} failed: {name}: {details or ''}".rstrip(": ")
     kwargs: dict[str, Any] = {"peer": peer, "method": method, "status": name}
     if reason == CLUSTER_MISMATCH:
-        return ClusterMismatch(text, **kwargs)
+        return ClusterMismatch(text, remote_cluster_id=_metadata_value(err, CLUSTER_KEY), **kwargs)
     if reason == SNAPSHOT_REJECTED:
         return SnapshotRejected(text, **kwargs)
     if reason == MALFORMED:

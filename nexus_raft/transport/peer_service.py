@@ -33,6 +33,7 @@ from nexus_raft.errors import Unavailable
 from nexus_raft.transport._generated import raft_pb2 as pb
 from nexus_raft.transport._generated import raft_pb2_grpc as pb_grpc
 from nexus_raft.transport.errors import (
+    CLUSTER_KEY,
     CLUSTER_MISMATCH,
     ERROR_KEY,
     HANDLER_FAILED,
@@ -83,7 +84,7 @@ class PeerServicer(pb_grpc.RaftPeerServicer):  # type: ignore[misc]
         await context.abort(
             grpc.StatusCode.FAILED_PRECONDITION,
             f"cluster id mismatch: this node is in {self._cluster_id!r}, request names {got!r}",
-            trailing_metadata=((ERROR_KEY, CLUSTER_MISMATCH),),
+            trailing_metadata=((ERROR_KEY, CLUSTER_MISMATCH), (CLUSTER_KEY, self._cluster_id)),
         )
         raise AssertionError("unreachable: abort raises")
 

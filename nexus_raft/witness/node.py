@@ -51,9 +51,8 @@ class WitnessNode:
         self.config = check_witness_config(config)
         self._node = RaftNode(config)
         self._frontend = WitnessFrontend(self._node)
-        self._node.add_servicer(
-            KVService(self._frontend, cluster_id=config.effective_cluster_id).register
-        )
+        # The cluster id is read per request: the one the data directory recorded.
+        self._node.add_servicer(KVService(self._frontend).register)
         self._started = False
 
     # --- properties -------------------------------------------------------------------

@@ -52,7 +52,7 @@ class TwoPlusOne:
         ports = free_ports(3)
         self.addresses = {i: f"127.0.0.1:{ports[i - 1]}" for i in (1, 2, 3)}
         peers = ",".join(f"{i}={a}" for i, a in self.addresses.items())
-        self.cluster_id = derive_cluster_id(self.addresses)
+        self.cluster_id = derive_cluster_id(self.addresses, {WITNESS})
         self.members: dict[int, Proc] = {}
         for i, address in self.addresses.items():
             data = base / f"member{i}"

@@ -17,8 +17,10 @@ def test_witness_config_marks_itself_and_keeps_other_witnesses(tmp_path: Path) -
     cfg = witness_config(id=3, listen="127.0.0.1:7003", peers=PEERS, data_dir=tmp_path)
     assert cfg.is_witness
     assert cfg.witnesses == frozenset({3})
-    # Same derived cluster id as full members started with the same --peers.
-    assert cfg.effective_cluster_id == derive_cluster_id(PEERS)
+    # Same derived cluster id as full members started with the same --peers and
+    # --witness 3 (the id covers which members are witnesses).
+    assert cfg.effective_cluster_id == derive_cluster_id(PEERS, {3})
+    assert cfg.effective_cluster_id != derive_cluster_id(PEERS)
     # Same automatic compaction as a full member (the node caps it at the payload floor).
     assert cfg.snapshot_every == NodeConfig.__dataclass_fields__["snapshot_every"].default
     peers5 = {**PEERS, 4: "127.0.0.1:7004", 5: "127.0.0.1:7005"}

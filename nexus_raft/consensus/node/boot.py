@@ -91,12 +91,18 @@ def bootstrap_log(log: LogStore, cfg: NodeConfig) -> None:
     member added later receives them through normal replication (or a
     snapshot) and so learns the whole membership and every endpoint (each
     entry's context is the member's endpoint). Full voters come first, then
-    witnesses, each group by id.
+    witnesses, then learners, each group by id.
     """
-    order = sorted(set(cfg.peers) - cfg.witnesses) + sorted(cfg.witnesses)
+    voters = sorted(set(cfg.peers) - cfg.witnesses - cfg.learners)
+    order = voters + sorted(cfg.witnesses) + sorted(cfg.learners)
     entries = []
     for index, nid in enumerate(order, start=1):
-        kind = ConfChangeType.ADD_WITNESS if nid in cfg.witnesses else ConfChangeType.ADD_VOTER
+        if nid in cfg.witnesses:
+            kind = ConfChangeType.ADD_WITNESS
+        elif nid in cfg.learners:
+            kind = ConfChangeType.ADD_LEARNER
+        else:
+            kind = ConfChangeType.ADD_VOTER
         cc = ConfChange(kind, nid, cfg.peers[nid].encode("utf-8"))
         entries.append(Entry(index, 1, EntryType.CONF_CHANGE, cc.encode()))
     log.save(HardState(term=1, vote=NONE, commit=len(entries)), entries, None)

@@ -7,7 +7,7 @@ naming the field, an impossible value raises :class:`~nexus_raft.errors.ConfigEr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,24 @@ WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 """Listen hosts that mean "every interface": not an address anyone can dial."""
 
 
-def derive_cluster_id(peers: Mapping[int, str]) -> str:
-    """A stable cluster id derived from the initial membership.
+def derive_cluster_id(
+    peers: Mapping[int, str],
+    witnesses: Iterable[int] = (),
+    learners: Iterable[int] = (),
+) -> str:
+    """A stable cluster id derived from the whole initial configuration.
 
-    Every node started with the same ``--peers`` derives the same id, and two
-    clusters with different peer sets refuse each other's traffic.
+    It covers every member's id and address and which members are
+    witnesses and learners, so members started with different initial
+    configurations (one of them without ``--witness 3``, say) derive
+    different ids and refuse each other's traffic instead of forming a
+    cluster whose members disagree on who is what. A plain cluster (voters
+    only) keeps the id earlier versions derived from ``peers`` alone.
     """
     text = ",".join(f"{nid}={peers[nid]}" for nid in sorted(peers))
+    w, lrn = sorted(set(witnesses)), sorted(set(learners))
+    if w or lrn:
+        text += ";witnesses=" + ",".join(map(str, w)) + ";learners=" + ",".join(map(str, lrn))
     return "nx-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -45,9 +56,15 @@ class NodeConfig:
     """Configuration of one Raft member.
 
     ``peers`` is the full initial membership, this node included (id -> ``host:port``).
-    ``witnesses`` marks which of those peers are witnesses. ``join`` starts a
-    node that is being added to a running cluster: it does not bootstrap a
-    configuration of its own and waits for the leader to send it one.
+    ``witnesses`` and ``learners`` mark which of those peers are witnesses
+    and (non-voting) learners. ``join`` starts a node that is being added to
+    a running cluster: it does not bootstrap a configuration of its own and
+    waits for the leader to send it one.
+
+    Identity: the first start records the cluster id and this member's id in
+    the data directory. Later starts use the recorded cluster id (``peers``
+    then only helps find the peers) and refuse a ``cluster_id`` or ``id``
+    that contradicts the record (:class:`~nexus_raft.errors.IdentityMismatch`).
 
     Timing: the core is ticked every ``tick_interval`` seconds; a follower
     campaigns after a random ``election_ticks``..``2*election_ticks`` ticks
@@ -104,6 +121,7 @@ class NodeConfig:
     data_dir: str | Path
     witnesses: frozenset[int] = frozenset()
     cluster_id: str | None = None
+    learners: frozenset[int] = frozenset()
     tick_interval: float = 0.02
     election_ticks: int = 10
     heartbeat_ticks: int = 2
@@ -154,8 +172,19 @@ class NodeConfig:
         unknown = self.witnesses - set(peers)
         if unknown and not self.join:
             raise ConfigError(f"witnesses {sorted(unknown)} are not in peers")
-        if not self.join and peers and not set(peers) - self.witnesses:
-            raise ConfigError("a cluster needs at least one full (non-witness) member")
+        if not isinstance(self.learners, (frozenset, set)):
+            raise TypeError(f"learners must be a frozenset, not {type(self.learners).__name__}")
+        self.learners = frozenset(self.learners)
+        for lrn in self.learners:
+            _check_int("learners item", lrn, minimum=1)
+        if self.learners - set(peers):
+            raise ConfigError(f"learners {sorted(self.learners - set(peers))} are not in peers")
+        if self.learners & self.witnesses:
+            raise ConfigError(
+                f"members {sorted(self.learners & self.witnesses)} cannot be learners and witnesses"
+            )
+        if not self.join and peers and not set(peers) - self.witnesses - self.learners:
+            raise ConfigError("a cluster needs at least one full (non-witness) voter")
         if self.cluster_id is not None and not isinstance(self.cluster_id, str):
             raise TypeError(f"cluster_id must be a str, not {type(self.cluster_id).__name__}")
         if isinstance(self.tick_interval, bool) or not isinstance(self.tick_interval, (int, float)):
@@ -267,10 +296,14 @@ class NodeConfig:
 
     @property
     def effective_cluster_id(self) -> str:
-        """``cluster_id`` or, when unset, the id derived from the initial peers."""
+        """``cluster_id`` or, when unset, the id derived from the initial configuration.
+
+        A running node's id is :attr:`RaftNode.cluster_id` (the one its data
+        directory recorded at the first start).
+        """
         if self.cluster_id is not None:
             return self.cluster_id
-        return derive_cluster_id(self.peers)
+        return derive_cluster_id(self.peers, self.witnesses, self.learners)
 
     @property
     def store_path(self) -> Path:

@@ -86,6 +86,8 @@ class ForwardTarget(Protocol):
 
     async def snapshot(self) -> int: ...
 
+    def membership_of(self, node_id: int) -> tuple[bool, int]: ...
+
 
 # --- errors on the wire -------------------------------------------------------------
 
@@ -136,6 +138,11 @@ async def serve_forward(node: ForwardTarget, request: pb.ForwardRequest) -> pb.F
     timeout = request.timeout_ms / 1000.0 if request.timeout_ms else 5.0
     resp = pb.ForwardResponse(from_id=node.id)
     op = request.WhichOneof("op")
+    if op == "check":
+        # "Am I still a member?": answered by any member, to anyone.
+        resp.member, resp.removed_at = node.membership_of(request.from_id)
+        resp.leader = node.is_leader
+        return resp
     try:
         if not node.is_leader:
             raise NotLeader(

@@ -36,7 +36,6 @@ from nexus_raft.consensus.core.messages import (
     NONE,
     ConfChange,
     ConfChangeType,
-    HardState,
     Role,
 )
 from nexus_raft.consensus.core.raft import Raft
@@ -55,6 +54,7 @@ from nexus_raft.consensus.node.boot import (
     recover_position,
 )
 from nexus_raft.consensus.node.config import NodeConfig
+from nexus_raft.consensus.node.datadir import Identity, open_identity
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.node.forward import Forwarder, serve_forward
 from nexus_raft.consensus.node.guard import term_refusal
@@ -64,6 +64,7 @@ from nexus_raft.consensus.node.observe import Observability
 from nexus_raft.consensus.node.peers import Peers
 from nexus_raft.consensus.node.publish import Publisher, own_attributes
 from nexus_raft.consensus.node.serving import ServingAPI
+from nexus_raft.consensus.node.standing import Halting, Standing
 from nexus_raft.consensus.node.status import MemberStatus, NodeStatus
 from nexus_raft.consensus.state_machine import ProvidesMetrics, ServesClients, StateMachine
 from nexus_raft.errors import (
@@ -85,7 +86,7 @@ __all__ = ["MemberStatus", "NodeStatus", "RaftNode"]
 _log = logging.getLogger(__name__)
 
 
-class RaftNode(ServingAPI, AdminAPI):
+class RaftNode(ServingAPI, AdminAPI, Halting):
     """A Raft member: ``start()``, ``propose()``, ``read_index()``, ``status()``, ``shutdown()``.
 
     ``state_machine`` is required unless this node is a witness
@@ -148,6 +149,9 @@ class RaftNode(ServingAPI, AdminAPI):
         self._peers: Peers | None = None
         self._forwarder: Forwarder | None = None
         self._publisher: Publisher | None = None
+        self._record: Identity | None = None
+        self._standing: Standing | None = None
+        self._init_halting()
         # The client port's server; the same object as _peer_server when one
         # port serves both.
         self._server: ServiceServer | None = None
@@ -185,7 +189,14 @@ class RaftNode(ServingAPI, AdminAPI):
 
     @property
     def cluster_id(self) -> str:
-        """The cluster id every peer and client request must carry."""
+        """The cluster id every peer and client request must carry.
+
+        Once started, the id recorded in the data directory at its first
+        start (see :mod:`~nexus_raft.consensus.node.datadir`); before, the
+        configured or derived one.
+        """
+        if self._record is not None:
+            return self._record.cluster_id
         return self.config.effective_cluster_id
 
     @property
@@ -238,8 +249,9 @@ class RaftNode(ServingAPI, AdminAPI):
             cfg.store_path, sync=self._sm is None, backend=self._storage
         )
         log = self._log_store = LogStore(store)
-        if not cfg.join and log.last_index() == 0 and log.hard_state == HardState():
-            bootstrap_log(log, cfg)
+        # Before anything else is written: the directory's recorded identity
+        # wins over the command line, and a conflict stops the start here.
+        self._record = open_identity(store, log, cfg, bootstrap=lambda: bootstrap_log(log, cfg))
         snap = log.snapshot()
         hard = log.hard_state
         self._startup_commit = hard.commit
@@ -337,6 +349,9 @@ class RaftNode(ServingAPI, AdminAPI):
             timeout=max(1.0, 4 * cfg.election_ticks * cfg.tick_interval),
         )
         self._publisher.start()
+        self._standing = Standing(cfg, self._record, self._driver, self._peers, store, log,
+                                  self._halt_with)  # fmt: skip
+        self._standing.start()
         await self._observe.start(cfg.metrics_listen)
         assert self._server is not None and self._peer_server is not None
         _log.info(
@@ -362,6 +377,8 @@ class RaftNode(ServingAPI, AdminAPI):
         if self._closed:
             return
         self._closed = True
+        if self._standing is not None:
+            await self._standing.stop()
         await self._observe.stop()
         if self._publisher is not None:
             await self._publisher.stop()
@@ -440,6 +457,8 @@ class RaftNode(ServingAPI, AdminAPI):
                 self.alerts.peer_unreachable(node_id, address, None if never else silent)
 
     def _peer_error(self, node_id: int, exc: Exception) -> None:
+        if self._standing is not None:
+            self._standing.peer_error(node_id, exc)
         if isinstance(exc, ClusterMismatch):
             address = self._peers.address(node_id) if self._peers is not None else None
             self.alerts.peer_other_cluster(node_id, address, str(exc))
@@ -468,6 +487,8 @@ class RaftNode(ServingAPI, AdminAPI):
             cc.type.name,
             cc.node_id,
         )
+        if self._standing is not None:
+            self._standing.conf_applied(index, cc)
         if cc.type is ConfChangeType.REMOVE:
             if cc.node_id == self.id:
                 _log.warning("node %d: this node was removed from the cluster", self.id)

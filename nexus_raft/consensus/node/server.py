@@ -245,12 +245,16 @@ class PeerHandler:
         """A member's forwarded client request: run it here (see ``node.forward``).
 
         Only a member of the configuration may forward (a removed or unknown
-        node is refused like any other peer request from outside it).
+        node is refused like any other peer request from outside it); the
+        ``check`` operation ("am I still a member?") is answered to anyone.
         """
         sender = request.from_id
         self._check_to(request.to, sender)
         raft = self._driver.raft
-        _refuse(sender_refusal(sender, raft.is_peer_member, me=self._id, joining_ok=False), sender)
+        if request.WhichOneof("op") != "check":  # a removed member may ask whether it is one
+            _refuse(
+                sender_refusal(sender, raft.is_peer_member, me=self._id, joining_ok=False), sender
+            )
         if self._forwarded is None:
             raise ConsensusError(f"node {self._id} takes no forwarded requests")
         resp = await self._forwarded(request)

@@ -66,6 +66,11 @@ class ServingAPI:
         return self.config.id
 
     @property
+    def cluster_id(self) -> str:  # pragma: no cover - RaftNode overrides it
+        """The cluster id peer requests must carry."""
+        raise NotImplementedError
+
+    @property
     def leader_id(self) -> int | None:  # pragma: no cover - RaftNode overrides it
         """The known leader's id, or None."""
         raise NotImplementedError
@@ -172,6 +177,7 @@ class ServingAPI:
             self._peer_servicers,
             self._identity,
             self._transport,
+            cluster_id=self.cluster_id,
         )
 
     # --- stopping on a storage failure ------------------------------------------------
@@ -255,8 +261,12 @@ async def start_servers(
     peer_services: Sequence[Register],
     identity: PeerIdentity | None,
     transport: PeerTransport = GRPC,
+    *,
+    cluster_id: str | None = None,
 ) -> tuple[ServiceServer, RaftServer]:
     """Start serving; returns (client server, peer server), the same object on one port.
+
+    ``cluster_id``: the id peer requests must carry (default: the configured one).
 
     Logs a WARNING when peer requests are not authenticated by certificate.
     """
@@ -267,7 +277,7 @@ async def start_servers(
         peer_listen,
         tls=cfg.peer_server_tls,
         extra_servicers=list(peer_services) if separate else [*peer_services, *client_services],
-        cluster_id=cfg.effective_cluster_id,
+        cluster_id=cluster_id if cluster_id is not None else cfg.effective_cluster_id,
         peer_identity=identity,
     )
     await peer_server.start()

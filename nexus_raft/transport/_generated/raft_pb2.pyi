@@ -265,8 +265,12 @@ class ForwardSnapshot(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ForwardCheck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ForwardRequest(_message.Message):
-    __slots__ = ("cluster_id", "from_id", "to", "timeout_ms", "propose", "conf_change", "transfer", "snapshot")
+    __slots__ = ("cluster_id", "from_id", "to", "timeout_ms", "propose", "conf_change", "transfer", "snapshot", "check")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_ID_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +279,7 @@ class ForwardRequest(_message.Message):
     CONF_CHANGE_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
     cluster_id: str
     from_id: int
     to: int
@@ -283,7 +288,8 @@ class ForwardRequest(_message.Message):
     conf_change: ForwardConfChange
     transfer: ForwardTransfer
     snapshot: ForwardSnapshot
-    def __init__(self, cluster_id: _Optional[str] = ..., from_id: _Optional[int] = ..., to: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., propose: _Optional[_Union[ForwardPropose, _Mapping]] = ..., conf_change: _Optional[_Union[ForwardConfChange, _Mapping]] = ..., transfer: _Optional[_Union[ForwardTransfer, _Mapping]] = ..., snapshot: _Optional[_Union[ForwardSnapshot, _Mapping]] = ...) -> None: ...
+    check: ForwardCheck
+    def __init__(self, cluster_id: _Optional[str] = ..., from_id: _Optional[int] = ..., to: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., propose: _Optional[_Union[ForwardPropose, _Mapping]] = ..., conf_change: _Optional[_Union[ForwardConfChange, _Mapping]] = ..., transfer: _Optional[_Union[ForwardTransfer, _Mapping]] = ..., snapshot: _Optional[_Union[ForwardSnapshot, _Mapping]] = ..., check: _Optional[_Union[ForwardCheck, _Mapping]] = ...) -> None: ...
 
 class ForwardResult(_message.Message):
     __slots__ = ("result", "error")
@@ -294,15 +300,21 @@ class ForwardResult(_message.Message):
     def __init__(self, result: _Optional[bytes] = ..., error: _Optional[_Union[ForwardError, _Mapping]] = ...) -> None: ...
 
 class ForwardResponse(_message.Message):
-    __slots__ = ("term", "from_id", "error", "results", "index")
+    __slots__ = ("term", "from_id", "error", "results", "index", "member", "removed_at", "leader")
     TERM_FIELD_NUMBER: _ClassVar[int]
     FROM_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_AT_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
     term: int
     from_id: int
     error: ForwardError
     results: _containers.RepeatedCompositeFieldContainer[ForwardResult]
     index: int
-    def __init__(self, term: _Optional[int] = ..., from_id: _Optional[int] = ..., error: _Optional[_Union[ForwardError, _Mapping]] = ..., results: _Optional[_Iterable[_Union[ForwardResult, _Mapping]]] = ..., index: _Optional[int] = ...) -> None: ...
+    member: bool
+    removed_at: int
+    leader: bool
+    def __init__(self, term: _Optional[int] = ..., from_id: _Optional[int] = ..., error: _Optional[_Union[ForwardError, _Mapping]] = ..., results: _Optional[_Iterable[_Union[ForwardResult, _Mapping]]] = ..., index: _Optional[int] = ..., member: _Optional[bool] = ..., removed_at: _Optional[int] = ..., leader: _Optional[bool] = ...) -> None: ...
