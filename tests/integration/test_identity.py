@@ -69,6 +69,7 @@ def test_a_member_started_without_the_witness_flag_is_refused(tmp_path: Path) ->
             m.kill()
 
 
+@pytest.mark.slow
 def test_restart_with_an_updated_peer_list_keeps_the_cluster(make_cluster: MakeCluster) -> None:
     """A member restarted with --peers naming a member added at run time used
     to derive a new cluster id, and sat as a pre-candidate for ever."""
@@ -96,6 +97,7 @@ def test_restart_with_an_updated_peer_list_keeps_the_cluster(make_cluster: MakeC
     assert cluster.client(ids=[restarted]).get("b", serializable=True) == b"2"
 
 
+@pytest.mark.slow
 def test_a_data_directory_refuses_another_id_or_cluster(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(3)
     client = cluster.client()

@@ -30,6 +30,7 @@ def _removal_line(member: Member) -> str:
     return lines[-1]
 
 
+@pytest.mark.slow
 def test_a_removed_follower_stops_and_does_not_start_again(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(3)
     client = cluster.client()
@@ -50,6 +51,7 @@ def test_a_removed_follower_stops_and_does_not_start_again(make_cluster: MakeClu
     assert client.get("k") == b"after"
 
 
+@pytest.mark.slow
 def test_a_member_removed_while_down_learns_it_when_it_comes_back(
     make_cluster: MakeCluster,
 ) -> None:
@@ -68,6 +70,7 @@ def test_a_member_removed_while_down_learns_it_when_it_comes_back(
     assert "no longer count it in the configuration" in line, line
 
 
+@pytest.mark.slow
 def test_a_leader_that_removes_itself_stops_and_another_leads(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(3)
     client = cluster.client()
