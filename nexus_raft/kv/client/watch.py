@@ -80,6 +80,11 @@ class WatchStream:
         """Highest revision covered so far (resume point minus one)."""
         return self._position
 
+    @property
+    def endpoint(self) -> str:
+        """The member this watch is (or was last) connected to ("" before the first event)."""
+        return self._target
+
     def __aiter__(self) -> WatchStream:
         return self
 
