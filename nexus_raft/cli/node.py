@@ -37,7 +37,13 @@ import typer
 
 from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
 from nexus_raft.cli.loops import EVENT_LOOPS, run_on, uvloop_available
-from nexus_raft.cli.member import run_member, until_stopped
+from nexus_raft.cli.member import (
+    Joining,
+    finish_join,
+    joining_config,
+    run_member,
+    until_stopped,
+)
 from nexus_raft.cli.tlsflags import (
     CaOpt,
     CertOpt,
@@ -48,6 +54,7 @@ from nexus_raft.cli.tlsflags import (
     PeerIdentityOpt,
     PeerKeyOpt,
     PeerListenOpt,
+    client_tls,
     peer_tls,
     server_tls,
 )
@@ -70,11 +77,14 @@ def run(
     listen: Annotated[
         str, typer.Option(help="HOST:PORT to serve clients on (and peers, without --peer-listen).")
     ],
-    peers: Annotated[
-        str,
-        typer.Option(help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,..."),
-    ],
     data_dir: Annotated[Path, typer.Option(help="Directory for this member's store.")],
+    peers: Annotated[
+        str | None,
+        typer.Option(
+            help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,... (a new cluster; "
+            "use --join to join a running one)."
+        ),
+    ] = None,
     witness: Annotated[
         list[int] | None, typer.Option(help="Mark a member of --peers as a witness (repeatable).")
     ] = None,
@@ -91,8 +101,24 @@ def run(
         ),
     ] = None,
     join: Annotated[
-        bool, typer.Option("--join", help="Join a running cluster instead of bootstrapping.")
-    ] = False,
+        str | None,
+        typer.Option(
+            "--join",
+            metavar="HOST:PORT[,HOST:PORT]",
+            help="Join the running cluster these members belong to (any member will do): "
+            "learn its id and members, be added, catch up, be promoted.",
+        ),
+    ] = None,
+    join_as: Annotated[
+        str, typer.Option(help="With --join: become a voter, a learner or a witness.")
+    ] = "voter",
+    promote_lag: Annotated[
+        int,
+        typer.Option(
+            help="With --join as a voter: promote once at most this many entries behind the "
+            "leader."
+        ),
+    ] = 100,
     redirect: Annotated[
         bool,
         typer.Option(
@@ -159,7 +185,22 @@ def run(
         raise typer.BadParameter(f"--event-loop must be one of {', '.join(EVENT_LOOPS)}")
     if event_loop == "uvloop" and not uvloop_available():
         fail("--event-loop uvloop: uvloop is not installed (pip install 'nexus-raft[uvloop]')")
-    peer_map = parse_peers(peers)
+    if (peers is None) == (join is None):
+        fail(
+            "give --peers (the initial members of a new cluster) or --join HOST:PORT (a member "
+            "of a running cluster), not both"
+            if peers is not None
+            else "give --peers (the initial members of a new cluster) or --join HOST:PORT (a "
+            "member of a running cluster)"
+        )
+    from nexus_raft.kv.join import JOIN_ROLES
+
+    if join_as not in JOIN_ROLES:
+        raise typer.BadParameter(f"--join-as must be one of {', '.join(JOIN_ROLES)}")
+    if promote_lag < 0:
+        raise typer.BadParameter("--promote-lag must be >= 0")
+    seeds = parse_endpoints(join) if join is not None else None
+    peer_map = parse_peers(peers) if peers is not None else {node_id: peer_listen or listen}
     parse_endpoints(listen)
     if metrics_listen is not None:
         parse_endpoints(metrics_listen)
@@ -182,7 +223,8 @@ def run(
             listen=listen,
             peers=peer_map,
             data_dir=data_dir,
-            witnesses=frozenset(witness or ()),
+            witnesses=frozenset(witness or ())
+            | ({node_id} if seeds is not None and join_as == "witness" else frozenset()),
             learners=frozenset(learner or ()),
             cluster_id=cluster_id,
             tick_interval=tick_ms / 1000.0,
@@ -190,7 +232,7 @@ def run(
             heartbeat_ticks=heartbeat_ticks,
             snapshot_every=snapshot_every,
             keep_entries=keep_entries,
-            join=join,
+            join=seeds is not None,
             metrics_listen=metrics_listen,
             peer_listen=peer_listen,
             tls=tls,
@@ -212,21 +254,34 @@ def run(
         fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
     if not etcd_progress_interval > 0:
         raise typer.BadParameter("--etcd-progress-interval must be positive")
+    joining = None
+    if seeds is not None:
+        joining = Joining(seeds, join_as, promote_lag, client_tls(cert, key, ca))
     run_member(
         lambda: run_on(
             event_loop,
-            serve(config, etcd_progress_interval=etcd_progress_interval, forward=not redirect),
+            serve(
+                config,
+                etcd_progress_interval=etcd_progress_interval,
+                forward=not redirect,
+                joining=joining,
+            ),
         )
     )
 
 
 async def serve(
-    config: object, *, etcd_progress_interval: float = 600.0, forward: bool = True
+    config: object,
+    *,
+    etcd_progress_interval: float = 600.0,
+    forward: bool = True,
+    joining: Joining | None = None,
 ) -> None:
     """Run a node for ``config`` (a ``NodeConfig``) until SIGTERM/SIGINT, then shut it down.
 
     ``forward``: followers forward writes and admin calls to the leader
     (False: they answer NOT_LEADER and the client goes to the leader).
+    ``joining``: join a running cluster (see :mod:`nexus_raft.cli.member`).
     """
     from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.consensus.node.node import RaftNode
@@ -235,6 +290,8 @@ async def serve(
     from nexus_raft.kv.state_machine import KVStateMachine
 
     assert isinstance(config, NodeConfig)
+    if joining is not None:
+        config = await joining_config(config, joining)
     state_machine = None if config.is_witness else KVStateMachine()
     node = RaftNode(config, state_machine)
     # Registered explicitly (also on a witness) so clients always find the KV
@@ -256,11 +313,18 @@ async def serve(
         node.cluster_id,
         ", witness" if config.is_witness else "",
     )
+    join_task = (
+        asyncio.ensure_future(finish_join(config, joining, node, stop))
+        if joining is not None
+        else None
+    )
     try:
-        await until_stopped(node, stop)
+        await until_stopped(node, stop, join_task)
         if node.halted is None and node.failure is None:
             _log.info("member %d shutting down", config.id)
     finally:
+        if join_task is not None:
+            join_task.cancel()
         await node.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

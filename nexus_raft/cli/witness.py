@@ -33,7 +33,7 @@ from typing import Annotated, Any
 import typer
 
 from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
-from nexus_raft.cli.member import run_member
+from nexus_raft.cli.member import Joining, finish_join, joining_config, run_member
 from nexus_raft.cli.tlsflags import (
     CaOpt,
     CertOpt,
@@ -44,6 +44,7 @@ from nexus_raft.cli.tlsflags import (
     PeerIdentityOpt,
     PeerKeyOpt,
     PeerListenOpt,
+    client_tls,
     peer_tls,
     server_tls,
 )
@@ -70,10 +71,14 @@ def run(
     listen: Annotated[
         str, typer.Option(help="HOST:PORT to serve clients on (and peers, without --peer-listen).")
     ],
-    peers: Annotated[
-        str, typer.Option(help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,...")
-    ],
     data_dir: Annotated[Path, typer.Option(help="Directory for the witness's metadata log.")],
+    peers: Annotated[
+        str | None,
+        typer.Option(
+            help="Initial members incl. this one: 1=HOST:PORT,2=HOST:PORT,... (a new cluster; "
+            "use --join to join a running one)."
+        ),
+    ] = None,
     witness: Annotated[
         list[int] | None,
         typer.Option(help="Another member of --peers that is a witness too (repeatable)."),
@@ -82,9 +87,14 @@ def run(
         str | None, typer.Option(help="Cluster id (default: derived from --peers).")
     ] = None,
     join: Annotated[
-        bool,
-        typer.Option("--join", help="Being added at run time (nexusctl add-member --witness)."),
-    ] = False,
+        str | None,
+        typer.Option(
+            "--join",
+            metavar="HOST:PORT[,HOST:PORT]",
+            help="Join the running cluster these members belong to as a witness (any member "
+            "will do): learn its id and members, be added.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     json_output: Annotated[
         bool, typer.Option("--json", help="Print status lines as JSON objects.")
@@ -111,7 +121,13 @@ def run(
     from nexus_raft.errors import ConfigError
     from nexus_raft.witness.config import witness_config
 
-    peer_map = parse_peers(peers)
+    if (peers is None) == (join is None):
+        fail(
+            "give --peers (the initial members of a new cluster) or --join HOST:PORT (a member "
+            "of a running cluster)" + (", not both" if peers is not None else "")
+        )
+    seeds = parse_endpoints(join) if join is not None else None
+    peer_map = parse_peers(peers) if peers is not None else {node_id: peer_listen or listen}
     try:
         parse_endpoints(listen)
     except typer.BadParameter as exc:
@@ -131,8 +147,6 @@ def run(
         raise typer.BadParameter("--tick-ms must be positive")
     if status_interval < 0:
         raise typer.BadParameter("--status-interval must be >= 0")
-    if join and cluster_id is None:
-        raise typer.BadParameter("--join needs --cluster-id (the running cluster's id)")
     try:
         config = witness_config(
             id=node_id,
@@ -144,7 +158,7 @@ def run(
             tick_interval=tick_ms / 1000.0,
             election_ticks=election_ticks,
             heartbeat_ticks=heartbeat_ticks,
-            join=join,
+            join=seeds is not None,
             peer_listen=peer_listen,
             tls=tls,
             peer_tls=ptls,
@@ -157,9 +171,11 @@ def run(
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"cannot create --data-dir {data_dir}: {exc.strerror or exc}", 1)
+    joining = Joining(seeds, "witness", tls=client_tls(cert, key, ca)) if seeds else None
     run_member(
         lambda: asyncio.run(
-            serve(config, json_output=json_output, status_interval=status_interval)
+            serve(config, json_output=json_output, status_interval=status_interval,
+                  joining=joining)
         )
     )
 
@@ -186,21 +202,33 @@ class _Printer:
 
 
 async def serve(
-    config: object, *, json_output: bool = False, status_interval: float = 10.0
+    config: object,
+    *,
+    json_output: bool = False,
+    status_interval: float = 10.0,
+    joining: Joining | None = None,
 ) -> None:
-    """Run a witness for ``config`` until SIGTERM/SIGINT, printing status lines."""
+    """Run a witness for ``config`` until SIGTERM/SIGINT, printing status lines.
+
+    ``joining``: join a running cluster first (see :mod:`nexus_raft.cli.member`).
+    """
     from nexus_raft.consensus.node.config import NodeConfig
     from nexus_raft.witness.node import WitnessNode
 
     assert isinstance(config, NodeConfig)
+    if joining is not None:
+        config = await joining_config(config, joining)
     out = _Printer(json_output)
     witness = WitnessNode(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    join_task: asyncio.Future[None] | None = None
     try:
         await witness.start()
+        if joining is not None:
+            join_task = asyncio.ensure_future(finish_join(config, joining, witness.node, stop))
         status = witness.status()
         out.emit("started", status)
         seen = (status.role, status.term, status.leader_id)
@@ -213,6 +241,10 @@ async def serve(
             node = witness.node
             if stop.is_set() or node.failure is not None or node.halted is not None:
                 break
+            if join_task is not None and join_task.done() and not join_task.cancelled():
+                error = join_task.exception()
+                if error is not None:
+                    raise error
             view = witness.node.status()
             now = loop.time()
             key = (str(view.role), view.term, view.leader_id or None)
@@ -226,6 +258,8 @@ async def serve(
         if witness.node.halted is None:
             _log.info("witness %d shutting down", config.id)
     finally:
+        if join_task is not None:
+            join_task.cancel()
         await witness.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -41,6 +41,13 @@ def one_line_error(capsys: pytest.CaptureFixture[str], prog: str) -> str:
         ([*BASE, "--log-level", "loud"], "log-level"),
         ([*BASE[:3], "nowhere", *BASE[4:]], "nowhere"),
         ([*BASE, "--event-loop", "fast"], "--event-loop"),
+        ([*BASE, "--learner", "1"], "full"),
+        ([*BASE, "--learner", "7"], "learners"),
+        ([*BASE, "--join", "127.0.0.1:2"], "not both"),
+        ([*BASE[:4], *BASE[6:]], "--join HOST:PORT"),
+        ([*BASE[:4], *BASE[6:], "--join", "nowhere"], "nowhere"),
+        ([*BASE[:4], *BASE[6:], "--join", "127.0.0.1:2", "--join-as", "boss"], "--join-as"),
+        ([*BASE[:4], *BASE[6:], "--join", "127.0.0.1:2", "--promote-lag", "-1"], "promote-lag"),
     ],
 )
 def test_nexus_node_rejects_bad_arguments(

@@ -202,37 +202,35 @@ class ProcessCluster:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    def args_for(self, node_id: int, *, join: bool = False) -> list[str]:
+    def args_for(self, node_id: int, *, join: bool = False, join_as: str = "voter") -> list[str]:
         m = self.members[node_id]
-        peers = self.peers_arg
+        common = ["--id", str(node_id), "--listen", m.address, "--data-dir", str(m.data_dir),
+                  "--log-level", "info", *self.extra_args]  # fmt: skip
         if join:
-            peers += f",{node_id}={m.peer}"
-        args = [
-            "--id", str(node_id), "--listen", m.address, "--peers", peers,
-            "--data-dir", str(m.data_dir), "--log-level", "info", *self.extra_args,
-        ]  # fmt: skip
-        for w in self.witnesses:
-            args += ["--witness", str(w)]
+            # Any member will do: the new member learns the rest from the cluster.
+            args = [*common, "--join", ",".join(self.endpoints()), "--join-as", join_as]
+        else:
+            args = [*common, "--peers", self.peers_arg]
+            for w in self.witnesses:
+                args += ["--witness", str(w)]
         if m.metrics_address is not None:
             args += ["--metrics-listen", m.metrics_address]
         if m.peer_address is not None:
             args += ["--peer-listen", m.peer_address]
-        if join:
-            args += ["--join", "--cluster-id", self.cluster_id]
         return args
 
     @property
     def cluster_id(self) -> str:
         from nexus_raft.consensus.node.config import derive_cluster_id
 
-        return derive_cluster_id({i: self.members[i].peer for i in self.initial})
+        return derive_cluster_id({i: self.members[i].peer for i in self.initial}, self.witnesses)
 
     def start(self, ids: Iterable[int] | None = None) -> None:
         for node_id in self.initial if ids is None else ids:
             self.members[node_id].start(self.args_for(node_id))
 
-    def start_joining(self, node_id: int) -> None:
-        self.members[node_id].start(self.args_for(node_id, join=True))
+    def start_joining(self, node_id: int, join_as: str = "voter") -> None:
+        self.members[node_id].start(self.args_for(node_id, join=True, join_as=join_as))
 
     def close(self) -> None:
         for client in self._clients:

@@ -77,8 +77,9 @@ def test_restart_with_an_updated_peer_list_keeps_the_cluster(make_cluster: MakeC
     client = cluster.client()
     client.put("a", b"1")
     cluster_id = client.status().cluster_id
-    cluster.start_joining(4)
-    client.add_member(4, cluster.members[4].address, role="voter")
+    cluster.start_joining(4)  # as a voter: added as a learner, promoted once caught up
+    wait_until("member 4 to be a voter", lambda: {
+        m.id: m.kind for m in client.members()}.get(4) == "voter", 30)
     leader = cluster.wait_for_leader()
     restarted = next(i for i in cluster.initial if i != leader)
     cluster.members[restarted].terminate()

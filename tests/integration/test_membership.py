@@ -23,9 +23,8 @@ def test_learner_is_added_catches_up_and_is_promoted(make_cluster: MakeCluster) 
     client = cluster.client()
     for i in range(30):
         client.put(f"learn/{i}", str(i).encode())
-    cluster.start_joining(4)
-    client.add_member(4, cluster.members[4].address, role="learner")
-    assert kinds(cluster)[4] == "learner"
+    cluster.start_joining(4, join_as="learner")  # adds itself as a learner
+    wait_until("member 4 to be a learner", lambda: kinds(cluster).get(4) == "learner", 30)
     leader = cluster.wait_for_leader()
     cluster.wait_applied(4, cluster.status_of(leader).commit, timeout=20)
     learner = cluster.client(ids=[4])

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.node import RaftNode
+from nexus_raft.errors import MemberRemoved
 from nexus_raft.kv.service.kv import KVService
 from nexus_raft.storage.simulated import CrashReport, SimulatedCrash, SimulatedDisk
 from nexus_raft.witness.service import WitnessFrontend
@@ -155,6 +156,14 @@ class Member:
             await node.start()
         except SimulatedCrash:
             return  # _disk_crashed settled ``booted``
+        except MemberRemoved as exc:
+            # Its data directory recorded its removal: a removed member
+            # refuses to serve again, as a removed nexus-node does (exit 3).
+            self.removed = True
+            self.sim.trace("removed", f"member {self.id} refuses to start: {exc}")
+            if not booted.done():
+                booted.set_result(False)
+            return
         except Exception as exc:
             tb = "".join(traceback.format_exception(exc, limit=-6)).strip()
             self.sim.violate(Violation("member failed to start",
@@ -179,6 +188,13 @@ class Member:
             return
         if not booted.done():
             booted.set_result(True)
+        halt = await node.wait_halted()
+        # The node stopped itself (removed from the cluster): the process
+        # exits, as nexus-node does with status 3.
+        if self.node is node:
+            self.removed = True
+            self.sim.trace("halted", f"member {self.id} stopped itself: {halt.reason}")
+            self._down(None)
 
     def _restored(self, index: int) -> None:
         self.sim.trace("restore", f"member {self.id} installed a snapshot at {index}")

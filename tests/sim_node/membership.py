@@ -252,6 +252,8 @@ class Membership:
             leader = self.sim.current_leader()
             if leader is None or leader.node is None or leader.node._applier is None:
                 return
+            if leader.witness:
+                return  # a witness applies only configuration entries: not its view
             if m.id in leader.node._applier.conf.learners:
                 continue
             m.removed = True

@@ -38,7 +38,10 @@ def _peers_arg(peers: dict[int, str]) -> str:
         (["--id", "3", "--listen", "127.0.0.1:1", "--peers", "1=127.0.0.1:2,3=127.0.0.1:1",
           "--data-dir", "D", "--status-interval", "-1"], "--status-interval"),
         (["--id", "3", "--listen", "127.0.0.1:1", "--peers", "1=127.0.0.1:2,3=127.0.0.1:1",
-          "--data-dir", "D", "--join"], "--cluster-id"),
+          "--data-dir", "D", "--join", "127.0.0.1:2"], "not both"),
+        (["--id", "3", "--listen", "127.0.0.1:1", "--data-dir", "D"], "--join HOST:PORT"),
+        (["--id", "3", "--listen", "127.0.0.1:1", "--data-dir", "D", "--join", "nope"],
+         "endpoint"),
         (["--id", "3", "--bogus"], "--bogus"),
     ],
 )

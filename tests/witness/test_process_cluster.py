@@ -17,7 +17,6 @@ import grpc
 import pytest
 
 from nexus_raft.consensus.log.store import LogStore
-from nexus_raft.consensus.node.config import derive_cluster_id
 from nexus_raft.kv.client.sync import SyncClient
 from nexus_raft.kv.client.types import NodeInfo
 from nexus_raft.kv.wire import NOT_LEADER, kv_pb2, kv_pb2_grpc
@@ -199,11 +198,10 @@ def test_witness_restarts_from_its_data_dir_with_term_and_vote(two_plus_one: Any
 
 
 def test_a_witness_added_and_removed_at_run_time(tmp_path: Path) -> None:
-    """Two full members; ``add_member(..., role="witness")`` + ``nexus-witness --join``."""
+    """Two full members; ``nexus-witness --join`` adds itself; removed, it stops (exit 3)."""
     ports = free_ports(3)
     addresses = {i: f"127.0.0.1:{ports[i - 1]}" for i in (1, 2, 3)}
     initial = {1: addresses[1], 2: addresses[2]}
-    cluster_id = derive_cluster_id(initial)
     peers = ",".join(f"{i}={a}" for i, a in initial.items())
     procs = {
         i: Proc(i, addresses[i], tmp_path / f"m{i}", tmp_path / f"m{i}.log",
@@ -214,17 +212,19 @@ def test_a_witness_added_and_removed_at_run_time(tmp_path: Path) -> None:
     }  # fmt: skip
     procs[3] = Proc(3, addresses[3], tmp_path / "m3", tmp_path / "m3.log",
                     "nexus_raft.cli.witness",
-                    ["--id", "3", "--listen", addresses[3], "--peers",
-                     f"{peers},3={addresses[3]}", "--data-dir", str(tmp_path / "m3"),
-                     "--join", "--cluster-id", cluster_id])  # fmt: skip
+                    ["--id", "3", "--listen", addresses[3], "--data-dir", str(tmp_path / "m3"),
+                     "--join", addresses[2]])  # fmt: skip
     client = SyncClient([addresses[1], addresses[2]], timeout=20.0)
     try:
         for p in procs.values():
             p.start()
         client.put("before", b"1")
-        client.add_member(3, addresses[3], role="witness")
-        members = {m.id: m.kind for m in client.members()}
-        assert members == {1: "voter", 2: "voter", 3: "witness"}
+        wait_until(
+            "the witness to add itself",
+            lambda: {m.id: m.kind for m in client.members()} == {1: "voter", 2: "voter",
+                                                                 3: "witness"},
+            30,
+        )  # fmt: skip
         client.put("after", b"2")
         last = client.status().last_index
         wait_until(
@@ -235,6 +235,7 @@ def test_a_witness_added_and_removed_at_run_time(tmp_path: Path) -> None:
         )
         client.remove_member(3)
         assert {m.id for m in client.members()} == {1, 2}
+        assert procs[3].proc is not None and procs[3].proc.wait(timeout=30) == 3  # removed
         client.put("removed", b"3")
         assert client.get("before") == b"1" and client.get("removed") == b"3"
     except AssertionError:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from nexus_raft.consensus.core.messages import HardState
 from nexus_raft.consensus.log.store import LogStore
@@ -31,7 +32,7 @@ from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.errors import ConfigError, IdentityMismatch, MemberRemoved
 from nexus_raft.storage import Store
 
-__all__ = ["IDENTITY_TREE", "Identity", "open_identity", "record_removal"]
+__all__ = ["IDENTITY_TREE", "Identity", "open_identity", "peek_identity", "record_removal"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,6 +86,20 @@ def read_identity(store: Store) -> Identity | None:
     """The recorded identity, or None for a directory without one."""
     data = store.tree(IDENTITY_TREE).get_json(_KEY)
     return None if data is None else Identity.from_json(data)
+
+
+def peek_identity(store_path: str | Path) -> Identity | None:
+    """The identity recorded in the store at ``store_path`` (None: none, or no store).
+
+    Opens the store briefly (it must not be in use) and never creates one.
+    """
+    if not Path(store_path).exists():
+        return None
+    store = Store.open(store_path)
+    try:
+        return read_identity(store)
+    finally:
+        store.close()
 
 
 def _write(store: Store, identity: Identity) -> None:
