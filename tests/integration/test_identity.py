@@ -62,7 +62,11 @@ def test_a_member_started_without_the_witness_flag_is_refused(tmp_path: Path) ->
             client.put("k", b"v")
             kinds = {m.id: m.kind for m in client.members()}
             assert kinds == {1: "voter", 2: "voter", 3: "witness"}
-            info = client.status(endpoint=addresses[2], timeout=5.0)
+            info = wait_until(
+                "member 2 to serve",
+                lambda: client.status(endpoint=addresses[2], timeout=2.0),
+                60,
+            )
             assert info.members and {m.id: m.kind for m in info.members}[3] == "witness"
     finally:
         for m in members.values():

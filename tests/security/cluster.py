@@ -62,7 +62,7 @@ class SecureCluster(ProcessCluster):
 
     @property
     def cluster_id(self) -> str:
-        return derive_cluster_id(dict(self.peer_addresses))
+        return derive_cluster_id(dict(self.peer_addresses), self.witnesses)
 
     def args_for(self, node_id: int, *, join: bool = False) -> list[str]:
         assert not join, "SecureCluster does not join members"
