@@ -16,7 +16,13 @@ Measured in one run, side by side:
   a write commits through the new leader.
 
     .venv/bin/python bench/node.py [--seconds 3] [--value-bytes 256] [--failover 3]
-        [--mode process|inprocess] [--profile-leader DIR]   (py-spy, 64 in flight)
+        [--mode process|inprocess] [--profile-leader DIR [--profile-clients N]
+        [--profiler py-spy|perf]]   (profiles of all three members during one row)
+
+py-spy samples the thread holding the GIL, native frames included (so a
+syscall made under the GIL shows as such); ``perf`` samples every thread of
+each member, kernel included (``perf report -i DIR/leader.data --sort dso``
+splits the CPU between Python, gRPC, LevelDB, snappy and the kernel).
 """
 
 from __future__ import annotations
@@ -187,7 +193,8 @@ def _failover(members: list[Member], value_bytes: int) -> float:
 
 
 def run_processes(seconds: float, value_bytes: int, failovers: int,
-                  profile_dir: Path | None, profile_clients: int = 64) -> None:
+                  profile_dir: Path | None, profile_clients: int = 64,
+                  profiler: str = "py-spy") -> None:
     root = Path(tempfile.mkdtemp(prefix="nexus-bench-node-"))
     rows = [baseline_fsync(root, 300, b"x" * value_bytes)]
     ports = _ports(3)
@@ -206,7 +213,7 @@ def run_processes(seconds: float, value_bytes: int, failovers: int,
             before = [m.call(op="status")["cpu"] for m in members]
             spy = None
             if profile_dir is not None and clients == profile_clients:
-                spy = _py_spy(profile_dir, leader, members, seconds)
+                spy = _profile(profiler, profile_dir, leader, members, seconds)
             r = leader.call(op="load", clients=clients, seconds=seconds, value=value_bytes)
             after = [m.call(op="status")["cpu"] for m in members]
             if spy is not None:
@@ -231,17 +238,23 @@ def run_processes(seconds: float, value_bytes: int, failovers: int,
               f"max {max(failover_times) * 1e3:.0f} ms")
 
 
-def _py_spy(out: Path, leader: Member, members: list[Member],
-            seconds: float) -> list[subprocess.Popen[bytes]]:
+def _profile(profiler: str, out: Path, leader: Member, members: list[Member],
+             seconds: float) -> list[subprocess.Popen[bytes]]:
     out.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     procs = []
     for m in members:
         assert m.proc is not None
         role = "leader" if m is leader else f"follower{m.id}"
+        if profiler == "perf":
+            procs.append(subprocess.Popen(
+                ["perf", "record", "-g", "-F", "499", "-p", str(m.proc.pid), "-o",
+                 str(out / f"{role}.data"), "--", "sleep", str(int(seconds))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            continue
         procs.append(subprocess.Popen(
             [spy, "record", "-p", str(m.proc.pid), "-d", str(int(seconds)), "-r", "200",
-             "-f", "raw", "-o", str(out / f"{role}.txt"), "--nonblocking"],
+             "-f", "raw", "-o", str(out / f"{role}.txt"), "--gil", "--native"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs
 
@@ -307,12 +320,13 @@ def main() -> None:
                     help="py-spy raw profiles of all members during one row (--profile-clients)")
     ap.add_argument("--profile-clients", type=int, default=64,
                     help="the in-flight count of the row --profile-leader profiles")
+    ap.add_argument("--profiler", choices=("py-spy", "perf"), default="py-spy")
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args()
     logging.basicConfig(level=args.log_level)
     if args.mode == "process":
         run_processes(args.seconds, args.value_bytes, args.failover, args.profile_leader,
-                      args.profile_clients)
+                      args.profile_clients, args.profiler)
     else:
         asyncio.run(run_inprocess(args.seconds, args.value_bytes))
 
