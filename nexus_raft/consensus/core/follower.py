@@ -12,6 +12,9 @@ Rules:
   rewritten (an "upgrade"); payloads at or below the leader's payload floor
   (capped by the commit index) are dropped via ``Ready.payload_floor``; every
   successful AppendResponse carries ``payload_index``.
+- An acknowledgement leaves only with the entries it names persisted: one
+  still queued when a newer leader replaces those entries is withdrawn
+  (``_drop_overwritten_acks``).
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class FollowerSide(RaftState):
                 )
             )
             return
+        old_last = lg.last_index()
         res = lg.maybe_append(m.prev_index, m.prev_term, m.commit, m.entries, witness)
         if res is None:
             hint = lg.find_conflict_by_term(min(m.prev_index, lg.last_index()), m.prev_term)
@@ -106,6 +110,8 @@ class FollowerSide(RaftState):
             return
         last_new, written = res
         if written:
+            if written[0].index <= old_last:
+                self._drop_overwritten_acks(written[0].index)
             self.note_appended(written)
             if witness and written[0].index <= self.payload_hi:
                 self.payload_hi = written[0].index - 1
@@ -118,6 +124,27 @@ class FollowerSide(RaftState):
                 frm=self.id, to=m.frm, term=self.term, index=last_new, payload_index=payload_index
             )
         )
+
+    def _drop_overwritten_acks(self, first: int) -> None:
+        """Withdraw acknowledgements, not handed out yet, of entries from ``first`` on
+        that a leader of a later term just replaced.
+
+        An AppendResponse waits in ``msgs`` for the next Ready, whose messages
+        go out only after its entries are persisted. If a newer leader's
+        append (or snapshot) replaced the acknowledged entries before that
+        Ready, the older leader would hear of entries this node never
+        persists. Acknowledgements of this term stay: a leader never conflicts
+        with its own entries (a witness's payload upgrade rewrites the same
+        entries, which stay acknowledged).
+        """
+        term = self.term
+        self.msgs = [
+            x
+            for x in self.msgs
+            if not (
+                type(x) is AppendResponse and not x.reject and x.term < term and x.index >= first
+            )
+        ]
 
     def _handle_heartbeat(self, m: Heartbeat) -> None:
         lg = self.log
@@ -148,6 +175,7 @@ class FollowerSide(RaftState):
             lg.commit_to(snap.index)
             return False
         log.info("node %d: installing snapshot %d (term %d)", self.id, snap.index, snap.term)
+        self._drop_overwritten_acks(lg.committed + 1)
         lg.restore(snap)
         self.restore_conf(snap.index, snap.conf_state)
         self.pending_conf_index = snap.index
