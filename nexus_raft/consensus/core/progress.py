@@ -97,6 +97,7 @@ class Progress:
         "recent_active",
         "stall_ticks",
         "state",
+        "unsupplied",
     )
 
     def __init__(self, next_index: int, kind: MemberKind, max_inflight: int) -> None:
@@ -126,6 +127,10 @@ class Progress:
         self.payload_match = 0
         # Witness: the leader currently sends it payloads (some full voter lags).
         self.payload_mode = False
+        # A witness leader found it cannot supply this full voter (it needs a
+        # payload the witness dropped, or a snapshot): it sends it no more
+        # entries during this leadership (replication.py, ``_skip_member``).
+        self.unsupplied = False
         self.inflights = Inflights(max_inflight)
 
     def __repr__(self) -> str:

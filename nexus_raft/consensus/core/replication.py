@@ -10,6 +10,9 @@ Rules:
 - A witness leader accepts no proposals or reads; it replicates to the full
   voters up to its own end (``witness_end()``: in 2+1 its last payload
   index) and transfers leadership to the first one that reached it, at once.
+  It sends learners no entries and skips a full voter it cannot supply (a
+  payload it dropped, a snapshot): the full leader it hands over to serves
+  them. It steps down only when no other full voter is left to serve.
 - A leader whose own removal is appended keeps leading (without counting
   itself) until the removal commits, then steps down (thesis §4.2.2).
 """
@@ -107,6 +110,8 @@ class Replication(LeaderPayloads):
         pr = self.prs[to]
         if pr.kind is MemberKind.WITNESS and not self.is_witness:
             self._update_payload_mode(pr)
+        if self.is_witness and (pr.kind is MemberKind.LEARNER or pr.unsupplied):
+            return False  # a witness leader serves full voters only (``_skip_member``)
         if not send_if_empty and pr.next > self.log.last_index():
             return False  # nothing new: skip the log lookups (the pipelining loops end here)
         if pr.is_paused():
@@ -134,8 +139,7 @@ class Replication(LeaderPayloads):
         elif self.is_witness:
             for e in ents:
                 if e.data is None:
-                    self._give_up_leading(f"it holds no payload for entry {e.index}")
-                    return False
+                    return self._skip_member(to, pr, f"it holds no payload for entry {e.index}")
         # The follower commits this far: never more than the message carries,
         # so a follower can refuse a commit index beyond the entries sent.
         told = min(self.log.committed, prev + len(ents))
@@ -164,8 +168,7 @@ class Replication(LeaderPayloads):
         if not pr.recent_active:
             return False
         if self.is_witness:
-            self._give_up_leading("a follower needs a snapshot")
-            return False
+            return self._skip_member(to, pr, "it needs a snapshot")
         snap = self.log.snapshot()
         if snap.index == 0:
             raise InvariantViolation("log compacted but no snapshot is available")
@@ -349,6 +352,25 @@ class Replication(LeaderPayloads):
             if pr is not None and pr.match >= end:
                 self.handle_transfer(nid)
                 return
+
+    def _skip_member(self, to: int, pr: Progress, why: str) -> bool:
+        """A witness leader cannot supply full voter ``to``: leave it alone (returns False).
+
+        Such a voter needs an entry at or below the payload floor (two full
+        voters held it, so the witness dropped its payload) or below the
+        witness's compacted log: another full voter holds it and will supply
+        it once it leads. The witness leads only to bring some full voter up
+        to its own end and hand over (``_witness_try_transfer``), so it gives
+        up leading only when no other full voter is left to serve. Learners
+        never get entries from a witness leader (``send_append``): they catch
+        up from the full leader it hands over to.
+        """
+        pr.unsupplied = True
+        log.info("node %d: witness leader skips %d: %s", self.id, to, why)
+        others = [n for n in self.conf_state.full_voters if n != self.id]
+        if all(n not in self.prs or self.prs[n].unsupplied for n in others):
+            self._give_up_leading(f"{why} (member {to}) and no other full voter to serve")
+        return False
 
     def _give_up_leading(self, why: str) -> None:
         log.warning("node %d: witness leader steps down: %s", self.id, why)
