@@ -21,6 +21,7 @@ from nexus_raft.transport.address import parse_endpoint
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
     "EXIT_REMOVED",
     "EXIT_USAGE",
     "LOG_LEVELS",
@@ -42,6 +43,9 @@ configuration that contradicts the cluster's, see ``IdentityMismatch``)."""
 
 EXIT_REMOVED = 3
 """Exit status of a member that was removed from its cluster and stopped."""
+
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (SIGINT), as shells report a process it stopped."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 """Values accepted by ``--log-level``."""
@@ -167,7 +171,7 @@ def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> i
         return int(exc.exit_code)
     except typer.Abort:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except CliError as exc:
         print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.code
@@ -176,7 +180,7 @@ def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> i
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         # Usage errors: click's (older typer) or typer's vendored click's
         # exceptions; both carry format_message() and exit_code (2 for usage).
@@ -188,4 +192,8 @@ def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> i
         if message:  # empty when the usage/help text was already printed
             print(f"{prog}: error: {message}", file=sys.stderr)
         return exit_code or EXIT_USAGE
+    if result == EXIT_INTERRUPTED:
+        # Commands return None; typer itself turns Ctrl-C into this result
+        # (older versions raised Abort, above), and says nothing.
+        print(f"{prog}: interrupted", file=sys.stderr)
     return result if isinstance(result, int) else 0

@@ -47,6 +47,18 @@ def test_trees(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and json.loads(out) == ["default", "users"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["-w", "json", "PATH", "trees"], ["PATH", "-w=json", "trees"], ["PATH", "trees", "-w", "json"],
+     ["--json", "PATH", "trees"]],
+)
+def test_json_output_asked_for_anywhere_on_the_line(
+    path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    code, out, _ = run(capsys, *[str(path) if a == "PATH" else a for a in args])
+    assert code == 0 and json.loads(out) == ["default", "users"]
+
+
 def test_get(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, str(path), "get", "a") == (0, "1\n", "")
     assert run(capsys, str(path), "get", "alice", "--tree", "users") == (0, "admin\n", "")

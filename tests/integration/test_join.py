@@ -7,6 +7,7 @@ catches up and is promoted to voter.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -38,12 +39,16 @@ def test_a_new_member_joins_by_itself_and_becomes_a_voter(make_cluster: MakeClus
     # Only one follower's address: it tells the rest, and forwards the add.
     new.start(["--id", "4", "--listen", new.address, "--data-dir", str(new.data_dir),
                "--join", cluster.members[follower].address, "--log-level", "info",
+               "--promote-lag", "5",
                "--snapshot-every", "50", "--keep-entries", "10"])  # fmt: skip
     wait_until("member 4 to be a voter", lambda: _kinds(cluster).get(4) == "voter", 60)
     took = time.monotonic() - start
     print(f"--join to voter: {took:.2f}s (process start, catch-up by snapshot, promotion)")
     log = new.log_tail(200)
     assert "added to cluster" in log and "promoted to voter" in log, log
+    # --promote-lag 5: promoted only once at most 5 entries behind the leader.
+    behind = re.search(r"member 4 caught up \((\d+) entries behind the leader\)", log)
+    assert behind is not None and int(behind.group(1)) <= 5, log
     commit = cluster.status_of(cluster.wait_for_leader()).commit
     cluster.wait_applied(4, commit, timeout=30)
     assert cluster.client(ids=[4]).get("j/119", serializable=True) == b"119"

@@ -69,13 +69,18 @@ def _spawn(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.process
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_json_status_lines_and_clean_shutdown(sig: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "json_first", "json_last"),
+    [(signal.SIGTERM, [], ["--json"]), (signal.SIGINT, ["-w", "json"], [])],
+)
+def test_json_status_lines_and_clean_shutdown(
+    sig: int, json_first: list[str], json_last: list[str], tmp_path: Path
+) -> None:
     peers = peers_of(3)
     data = tmp_path / "w"
-    proc = _spawn(["--id", "3", "--listen", peers[3], "--peers", _peers_arg(peers),
-                   "--data-dir", str(data), "--json", "--status-interval", "0.2",
-                   "--log-level", "warning"], tmp_path)
+    proc = _spawn([*json_first, "--id", "3", "--listen", peers[3], "--peers", _peers_arg(peers),
+                   "--data-dir", str(data), "--status-interval", "0.2",
+                   "--log-level", "warning", *json_last], tmp_path)
     try:
         assert proc.stdout is not None
         started = json.loads(proc.stdout.readline())
