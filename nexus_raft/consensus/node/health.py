@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.status import NodeStatus
+from nexus_raft.consensus.node.tasks import cancel_and_wait
 from nexus_raft.errors import NexusRaftError
 
 __all__ = ["HealthMonitor", "QuorumView", "ServiceNames", "quorum_view"]
@@ -178,11 +179,7 @@ class HealthMonitor:
         """Stop checking and answer NOT_SERVING from now on. Idempotent."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(task)
         await self.servicer.enter_graceful_shutdown()
 
     async def _run(self) -> None:

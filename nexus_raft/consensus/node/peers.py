@@ -26,6 +26,7 @@ from nexus_raft.consensus.core.messages import AppendRequest, Heartbeat, Message
 from nexus_raft.consensus.node import wire
 from nexus_raft.consensus.node.attributes import AttributeBook
 from nexus_raft.consensus.node.metrics import NodeMetrics
+from nexus_raft.consensus.node.tasks import cancel_and_wait
 from nexus_raft.errors import TransportError
 from nexus_raft.transport.address import NodeAddress
 from nexus_raft.transport.client import RaftClient
@@ -151,9 +152,7 @@ class PeerSender:
         self._queue.clear()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while not self._closed:
@@ -375,11 +374,11 @@ class Peers:
         if self._closed:
             return
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()  # all at once; then make sure each one ended
+        for task in tasks:
+            await cancel_and_wait(task)
         senders = list(self._senders.values())
         self._senders.clear()
         for sender in senders:

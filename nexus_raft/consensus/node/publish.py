@@ -20,6 +20,7 @@ from nexus_raft.consensus.node.attributes import (
     MemberAttributes,
     encode_publish,
 )
+from nexus_raft.consensus.node.tasks import cancel_and_wait
 from nexus_raft.errors import NexusRaftError
 
 __all__ = ["Publisher", "own_attributes"]
@@ -66,6 +67,7 @@ class Publisher:
         self._timeout = timeout
         self._max_delay = max_delay
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self.done = asyncio.Event()
 
     def start(self) -> None:
@@ -80,7 +82,7 @@ class Publisher:
     async def _run(self) -> None:
         command = encode_publish(self._node.id, self.attrs)
         delay = min(0.1, self._max_delay)
-        while True:
+        while not self._stopped:
             try:
                 await self._node.wait_for_leader(timeout=self._timeout)
                 await self._node.propose(command, timeout=self._timeout, forward=True)
@@ -100,10 +102,7 @@ class Publisher:
 
     async def stop(self) -> None:
         """Stop trying (idempotent)."""
+        self._stopped = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        if task is not None:
+            await cancel_and_wait(task)

@@ -39,6 +39,7 @@ from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.datadir import Identity, record_removal
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.node.peers import Peers
+from nexus_raft.consensus.node.tasks import cancel_and_wait
 from nexus_raft.consensus.node.wire import pb
 from nexus_raft.errors import (
     IdentityMismatch,
@@ -115,10 +116,9 @@ class Standing:
         self._done = True
         tasks = list(self._tasks)
         for task in tasks:
-            task.cancel()
+            task.cancel()  # all at once; then make sure each one ended
         for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+            await cancel_and_wait(task)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
