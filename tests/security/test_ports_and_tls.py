@@ -186,3 +186,31 @@ def test_a_witness_takes_the_same_tls_flags_and_refuses_strangers(
     asyncio.run(main())
     assert cluster.snapshot_state() == before
     assert "is NOT authenticated" not in cluster.members[3].log_path.read_text()
+
+
+def test_tls_client_port_refuses_plaintext_and_clients_trusting_another_ca(
+    secure_cluster,  # type: ignore[no-untyped-def]
+    pki: MemberPki,
+) -> None:
+    """Server-authenticated TLS (``--cert``/``--key``, no ``--client-cert-auth``):
+    nexusctl trusting the cluster's CA needs no certificate of its own; a
+    plaintext client, and one that trusts another CA, are refused in one line."""
+    cluster: SecureCluster = secure_cluster(pki=pki, client_tls=True)
+    cluster.client().put("k", b"v")
+    other_ca = cluster.certs / "other-ca.pem"
+    other_ca.write_bytes(pki.other_ca.cert)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("NEXUS_ENDPOINTS", None)
+    ctl = [sys.executable, "-m", "nexus_raft.cli.ctl", "--endpoints", ",".join(cluster.endpoints())]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ctl, *args], capture_output=True, text=True, env=env,
+                              timeout=60)  # fmt: skip
+
+    trusted = run("--ca", str(cluster.ca_path), "get", "k")
+    assert trusted.returncode == 0 and trusted.stdout == "v\n", trusted.stderr
+    for refused in (run("--timeout", "2", "get", "k"),
+                    run("--ca", str(other_ca), "--timeout", "2", "get", "k")):  # fmt: skip
+        assert refused.returncode == 1, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "Traceback" not in refused.stderr

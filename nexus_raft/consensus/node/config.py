@@ -96,8 +96,10 @@ class NodeConfig:
     a laptop); otherwise the client port never serves the peer service, and
     ``peers`` (the address book) names each member's *peer* address. ``tls``
     secures the client port (and a shared port); ``peer_tls`` secures the
-    separate peer port and is what this node presents when it dials its
-    peers (``tls`` when there is no ``peer_tls``). When the peer port
+    separate peer port. A node dials its peers with the setup their peer
+    ports serve (every member has the same layout): ``peer_tls`` with a
+    separate peer port (None: plaintext, even when ``tls`` secures the
+    client port), ``tls`` with a shared one. When the peer port
     requires client certificates (mutual TLS), every peer request's sender
     must be the member its certificate names by the ``peer_identity`` rule
     (see :class:`~nexus_raft.transport.identity.PeerIdentity`; None: any
@@ -275,8 +277,14 @@ class NodeConfig:
 
     @property
     def dial_tls(self) -> TLSConfig | None:
-        """What this node presents and trusts when it dials its peers."""
-        return self.peer_tls if self.peer_tls is not None else self.tls  # type: ignore[no-any-return]
+        """What this node presents and trusts when it dials its peers.
+
+        The peers' peer ports serve what this node's serves
+        (:attr:`peer_server_tls`): a plaintext separate peer port beside a
+        TLS client port is dialled in plaintext (dialling it with TLS failed
+        every handshake, and the cluster never elected a leader).
+        """
+        return self.peer_server_tls
 
     @property
     def identity_rule(self) -> PeerIdentity | None:

@@ -10,6 +10,7 @@ import pytest
 from nexus_raft.consensus import NodeConfig, RaftNode
 from nexus_raft.errors import ConfigError, NotLeader, TooLarge, Unavailable
 from nexus_raft.kv.state_machine import KVStateMachine
+from nexus_raft.transport.tls import TLSConfig
 from tests.consensus.node.harness import Cluster, put, value_of, wait_until
 
 
@@ -160,6 +161,23 @@ def test_automatic_snapshot_compacts_the_log(tmp_path: Path) -> None:
             await c.close()
 
     run(scenario())
+
+
+def test_a_plaintext_peer_port_beside_a_tls_client_port_is_dialled_in_plaintext(
+    tmp_path: Path,
+) -> None:
+    """``--cert/--key`` with a separate ``--peer-listen`` and no ``--peer-*``
+    flags: peers serve plaintext, so they are dialled in plaintext (dialling
+    them with the client port's TLS failed every handshake: no leader, ever)."""
+    tls = TLSConfig(cert=b"client port cert", key=b"client port key")
+    mtls = TLSConfig(cert=b"peer cert", key=b"peer key", ca=b"ca", require_client_cert=True)
+    base = {"id": 1, "listen": "127.0.0.1:1", "peers": {1: "127.0.0.1:2"}, "data_dir": tmp_path}
+    separate = NodeConfig(**base, peer_listen="127.0.0.1:2", tls=tls)  # type: ignore[arg-type]
+    assert separate.peer_server_tls is None and separate.dial_tls is None
+    secured = NodeConfig(**base, peer_listen="127.0.0.1:2", tls=tls, peer_tls=mtls)  # type: ignore[arg-type]
+    assert secured.peer_server_tls is mtls and secured.dial_tls is mtls
+    shared = NodeConfig(**{**base, "peers": {1: "127.0.0.1:1"}}, tls=tls)  # type: ignore[arg-type]
+    assert shared.peer_server_tls is tls and shared.dial_tls is tls
 
 
 def test_config_validation(tmp_path: Path) -> None:
