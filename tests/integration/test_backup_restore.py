@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,6 +35,36 @@ def run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,
     )
+
+
+def _save_on_a_terminal(endpoints: str, file: Path) -> str:
+    """``nexusctl snapshot save FILE`` with stdout and stderr on a pseudo-terminal."""
+    main, child = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("NEXUS_ENDPOINTS", None)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nexus_raft.cli.ctl", "--endpoints", endpoints,
+             "snapshot", "save", str(file)],
+            stdin=subprocess.DEVNULL, stdout=child, stderr=child, env=env, cwd=REPO_ROOT,
+        )  # fmt: skip
+        os.close(child)
+        child = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=120) == 0, b"".join(chunks)
+    finally:
+        os.close(main)
+        if child >= 0:
+            os.close(child)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def test_backup_then_restore_into_a_new_three_member_cluster(
@@ -64,6 +95,10 @@ def test_backup_then_restore_into_a_new_three_member_cluster(
     )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["index"] == meta["index"]
+
+    # On a terminal, save shows its progress on stderr (stdout stays the result).
+    shown = _save_on_a_terminal(eps, tmp_path / "again.nxb")
+    assert "saving backup: " in shown and "saved backup at index" in shown, shown
 
     # A damaged copy is refused by both tools, and nothing is written.
     damaged = tmp_path / "damaged.nxb"
