@@ -239,6 +239,8 @@ class Cluster:
             if n.witness:
                 self.witness_led.append((term, n.id))
                 self.stats["witness led"] += 1
+            elif n.raft is not None and n.id not in n.raft.conf_state.voters:
+                self.hit(self.stats, "leader elected during its own removal")
             what = " (witness)" if n.witness else ""
             self.trace.ev(self.now, "leader", f"n{n.id} term {term}{what}")
         elif self.trace.full:

@@ -164,3 +164,7 @@ class Network:
     def in_flight(self) -> int:
         """How many message copies are still travelling."""
         return len(self._heap)
+
+    def carries(self, frm: int, to: int) -> bool:
+        """Whether a message from ``frm`` to ``to`` is still travelling."""
+        return any(m.frm == frm and m.to == to for *_, m in self._heap)

@@ -281,15 +281,8 @@ class Ops:
                 pool = down  # a down member
             elif x < 0.75:
                 pool = sorted(full - {leader.id})
-            elif len(cs.voters) > 2:
-                pool = [leader.id]  # the leader removes itself
             else:
-                # Not from two voters: a leader that removed itself there and lost
-                # leadership before the removal committed leaves the other voter
-                # without the entry and without a vote (it is not a voter of its
-                # own log any more, so it never campaigns): a liveness hole of the
-                # core, reported in the findings of issue 11 (seeds 1 and 160).
-                pool = sorted(full - {leader.id})
+                pool = [leader.id]  # the leader removes itself
             cc = ConfChange(ConfChangeType.REMOVE, rng.choice(pool))
         first_uncommitted = lr.log.term_or_zero(lr.log.committed) != lr.term
         out = lr.propose_conf_change(cc)

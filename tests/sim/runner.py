@@ -321,9 +321,6 @@ def witness_stall(c: Cluster, ops: Ops) -> None:
         c.stats["stall case: witness restarted"] += 1
     if c.rng.random() < 0.5:
         _metadata_tail(c, ops, L, F, wit, target)
-    # F lacks committed entries that only the witness (and L) hold: the witness
-    # must lead to bring it up to date (after a catch-up F may need nobody).
-    f_lacks = F.storage.last_index() < target
     crash_term = max(n.term for n in c.nodes.values())
     crash_tick = c.now
     c.crash(L, "(the leader)")
@@ -333,12 +330,19 @@ def witness_stall(c: Cluster, ops: Ops) -> None:
     net = c.net
     net.set_faults(loss=min(net.loss, 0.05), dup=net.dup, max_delay=min(net.max_delay, 1))
     c.trace.ev(c.now, "heal", f"n{fid} returns; the witness must lead and hand over")
-    _until(
-        c,
-        bound,
-        lambda: F.alive and ops.leader_is(F) and F.applied >= target,
-        f"full member n{fid} leads and applied {target}",
-    )
+    # If F lacks committed entries that only the witness (and L) hold, the
+    # witness must lead to bring it up to date (after a catch-up F may need
+    # nobody). Judged once nothing L sent is still travelling to F: appends on
+    # the wire when L died still arrive, and may bring F up to date.
+    lacked: list[bool] = []
+
+    def recovered() -> bool:
+        if not lacked and not c.net.carries(L.id, F.id):
+            lacked.append(F.storage.last_index() < target)
+        return F.alive and ops.leader_is(F) and F.applied >= target
+
+    _until(c, bound, recovered, f"full member n{fid} leads and applied {target}")
+    f_lacks = bool(lacked) and lacked[0]
     if f_lacks and not any(term > crash_term and w == wit.id for term, w in c.witness_led):
         raise Violation("witness stall", f"witness n{wit.id} never led after the crash")
     for a in committed:

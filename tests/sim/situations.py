@@ -28,6 +28,9 @@ SITUATIONS = Situations(
         ("witness payload mode, one full voter",
          "witness in payload mode (sent payloads) with one full voter"),
         ("leader removed itself", "the leader's own removal committed and it stepped down"),
+        ("leader elected during its own removal",
+         "a full voter whose own removal was appended, not committed, won an election "
+         "(thesis §4.2.2)"),
         ("witness removed", "removal of a witness committed"),
         ("down member removed", "removal of a crashed member committed"),
         ("transfer during conf change",
