@@ -149,8 +149,17 @@ def test_witness_cluster_lists_refuses_data_and_writes_with_a_full_member_down(
     full_members = [1, 2]
     fulls = ",".join(witnessed.endpoints(full_members))
     witness = witnessed.members[3].address
-    members = json.loads(ok(fulls, "member", "list", "-w", "json"))["members"]
-    by_id = {m["ID"]: m for m in members}
+
+    def published() -> dict[int, dict[str, object]] | None:
+        # Members publish their names and client URLs through the log once
+        # they run: on a loaded machine that can come after the first leader.
+        out = etcdctl(fulls, "member", "list", "-w", "json")
+        if out.returncode != 0:
+            return None
+        listed = {m["ID"]: m for m in json.loads(out.stdout)["members"]}
+        return listed if all(m.get("name") for m in listed.values()) else None
+
+    by_id = wait_until("every member to publish its name", published, 60.0)
     assert sorted(by_id) == [1, 2, 3]
     assert by_id[3]["name"] == "nexus-3-witness" and not by_id[3].get("clientURLs")
     assert not by_id[3].get("isLearner")
