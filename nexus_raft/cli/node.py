@@ -246,6 +246,8 @@ def run(
     setup_logging(log_level, json_lines=json_output)
     # A taken port is refused before the data directory is touched.
     check_listen(listen)
+    if peer_listen is not None and peer_listen != listen:
+        check_listen(peer_listen, "--peer-listen")
     if metrics_listen is not None:
         check_listen(metrics_listen, "--metrics-listen")
     try:

@@ -107,6 +107,10 @@ def run(
         int, typer.Option(help="Election timeout in ticks (randomised up to 2x).")
     ] = 10,
     heartbeat_ticks: Annotated[int, typer.Option(help="Heartbeat interval in ticks.")] = 2,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT for Prometheus /metrics and /health, /livez, /readyz."),
+    ] = None,
     peer_listen: PeerListenOpt = None,
     cert: CertOpt = None,
     key: KeyOpt = None,
@@ -119,6 +123,7 @@ def run(
 ) -> None:
     """Start the witness and serve until SIGTERM/SIGINT."""
     from nexus_raft.errors import ConfigError
+    from nexus_raft.transport.ports import check_listen
     from nexus_raft.witness.config import witness_config
 
     if (peers is None) == (join is None):
@@ -137,6 +142,11 @@ def run(
             parse_endpoints(peer_listen)
         except typer.BadParameter as exc:
             raise typer.BadParameter(f"--peer-listen: {exc.message}") from None
+    if metrics_listen is not None:
+        try:
+            parse_endpoints(metrics_listen)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(f"--metrics-listen: {exc.message}") from None
     tls = server_tls(cert, key, ca, client_cert_auth)
     ptls = peer_tls(peer_cert, peer_key, peer_ca)
     if ptls is not None and (peer_listen is None or peer_listen == listen):
@@ -160,6 +170,7 @@ def run(
             heartbeat_ticks=heartbeat_ticks,
             join=seeds is not None,
             peer_listen=peer_listen,
+            metrics_listen=metrics_listen,
             tls=tls,
             peer_tls=ptls,
             peer_identity=peer_identity,
@@ -167,6 +178,12 @@ def run(
     except (ConfigError, TypeError, ValueError) as exc:
         fail(str(exc))
     setup_logging(log_level)
+    # A taken port is refused before the data directory is touched.
+    check_listen(listen)
+    if peer_listen is not None and peer_listen != listen:
+        check_listen(peer_listen, "--peer-listen")
+    if metrics_listen is not None:
+        check_listen(metrics_listen, "--metrics-listen")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -161,19 +161,30 @@ def test_deterministic_errors_are_answered_at_once(
         assert took < 10, f"{args} took {took:.1f}s: retried to the deadline?"
 
 
-def test_port_in_use_fails_before_the_data_directory_is_written(tmp_path: Path) -> None:
-    (port,) = free_ports(1)
+@pytest.mark.parametrize(
+    ("module", "taken"),
+    [("nexus_raft.cli.node", "--listen"), ("nexus_raft.cli.node", "--peer-listen"),
+     ("nexus_raft.cli.node", "--metrics-listen"), ("nexus_raft.cli.witness", "--listen"),
+     ("nexus_raft.cli.witness", "--peer-listen"), ("nexus_raft.cli.witness", "--metrics-listen")],
+)
+def test_port_in_use_fails_before_the_data_directory_is_written(
+    tmp_path: Path, module: str, taken: str
+) -> None:
+    ports = dict(zip(("--listen", "--peer-listen", "--metrics-listen"), free_ports(3), strict=True))
+    address = {flag: f"127.0.0.1:{port}" for flag, port in ports.items()}
     with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+        s.bind(("127.0.0.1", ports[taken]))
         s.listen(1)
         data = tmp_path / "data"
         result = run(
-            "nexus_raft.cli.node", "--id", "1", "--listen", f"127.0.0.1:{port}",
-            "--peers", f"1=127.0.0.1:{port}", "--data-dir", str(data),
-        )
+            module, "--id", "1", "--peers", f"1={address['--peer-listen']},2=127.0.0.1:9",
+            *[arg for flag, a in address.items() for arg in (flag, a)],
+            "--data-dir", str(data),
+        )  # fmt: skip
     err = result.stderr.decode()
-    assert result.returncode == 1
+    assert result.returncode == 1, err
     assert err.count("\n") == 1 and "address already in use" in err, err
+    assert address[taken] in err, err
     assert not data.exists()
 
 

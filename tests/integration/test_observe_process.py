@@ -121,3 +121,28 @@ def test_grpc_health_is_serving_on_every_member(
         30,
     )
     wait_until("a quorum-lost warning", lambda: "quorum lost" in survivor.log_tail(200), 30)
+
+
+def test_a_witness_serves_metrics_and_grpc_health(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    """``nexus-witness --metrics-listen``: a witness is monitored like a full member."""
+    cluster = make_cluster(3, witnesses=[3], metrics=True, start=False)
+    cluster.members[3].module = "nexus_raft.cli.witness"
+    cluster.start()
+    leader = cluster.wait_for_leader(among=[1, 2])
+    cluster.client().put("k", b"v")
+    witness = cluster.members[3]
+    assert witness.metrics_address is not None
+
+    def scraped() -> dict[str, float] | None:
+        got = scrape(witness.metrics_address or "")
+        return got if got.get("nexus_server_has_leader") == 1 else None
+
+    got = wait_until("the witness to report a leader", scraped, 30)
+    assert got["nexus_server_is_witness"] == 1
+    assert http_get(witness.metrics_address, "/livez") == (200, "ok\n")
+    on_leader = scrape(cluster.members[leader].metrics_address or "")
+    assert on_leader["nexus_witness_payload_mode{witness=3}"] in (0, 1)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    wait_until("the witness SERVING", lambda: health_status(witness.address) == serving, 30)
