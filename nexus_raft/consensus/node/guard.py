@@ -15,11 +15,14 @@ check                     refused when
 ========================  =====================================================
 sender                    the sender is not in this node's configuration
                           (voter, learner or witness; a member whose removal
-                          is not committed yet still counts); a node not in
-                          its own configuration (being added, waiting for the
-                          configuration that holds it) accepts appends,
-                          heartbeats and snapshots from anyone that passed
-                          the transport's checks
+                          is not committed yet still counts), with two
+                          exceptions: a node not in its own configuration
+                          (being added, waiting for the configuration that
+                          holds it) accepts appends, heartbeats, snapshots
+                          and votes from anyone that passed the transport's
+                          checks, and a lagging member accepts appends,
+                          heartbeats and snapshots from a leader it does
+                          not know yet (below)
 term                      above ``current + 2**32`` or above ``2**63 - 1``:
                           no correct peer ever gets that far ahead
 vote                      ``last_log_term`` above the vote's term; a
@@ -42,6 +45,51 @@ TimeoutNow                from anyone but the current leader, or for another
                           term than the current one
 ========================  =====================================================
 
+A leader this node does not know yet. A member that missed a configuration
+change (it was down or cut off while member X joined) has an old
+configuration, and X may lead by the time it is back; refusing X for good
+would leave it behind forever (etcd's transport faces the same: "local
+member falls behind and cannot recognize the members that joined after its
+current progress"). So from a sender outside the configuration:
+
+- votes, TimeoutNow, ReadIndex and forwarded requests are always refused
+  (votes: unless this node is not in its own configuration, see below): a
+  stranger gets no vote, no step-down, no term change from them;
+- appends, heartbeats and snapshots are refused while this node knows
+  another leader (it heard from one within an election timeout:
+  ``leader_id`` is set), so a stranger cannot talk into a member that has a
+  leader; the leader it follows is heard (it became that leader by one of
+  the rules below, in this term: a proof whose append the log then
+  rejected, the configuration entry not appended yet, must not make the
+  next append from it wait for an election timeout);
+- with no leader known, the sender must prove its membership from what the
+  log itself says: an append whose entries include the configuration entry
+  that adds the sender, or a snapshot whose configuration contains the
+  sender, is checked like a member's (the rules below) and stepped; from
+  then on the sender is a member here (configurations take effect when
+  appended). With mutual TLS (``authenticated``: the transport proved the
+  sender's identity from its certificate) no such proof is needed: the
+  sender is a real member, past or present, and the core's term rules
+  handle a stale one;
+- any other append or heartbeat from it is answered by the node itself,
+  without stepping anything (no term, vote, log or leader changes): an
+  append is rejected with a hint that makes the leader probe back toward
+  what this node lacks, first its last index, then its commit index, then
+  0 (the leader then sends from its first index, or its snapshot); a
+  heartbeat gets an answer without its read context (it confirms no
+  read), so that a leader waiting on a probe sends another append. Where
+  no hint moves the leader further (it already sends from index 1), the
+  rejection names an index the leader is not probing, so it retries on its
+  next heartbeat round instead of at once (see :func:`stranger_answer`).
+  A snapshot without the sender in its configuration is refused.
+
+What stays behind: without mutual TLS, a lagging member learns a new
+leader only through an append that carries the entry adding it, or a
+snapshot taken after it; if that entry lies more than one message past
+everything the member holds and the leader has not compacted past it, the
+member waits for that compaction (or for a leader it knows). And a
+candidate it does not know gets no vote from it.
+
 Not defended here: a member that lies within these bounds (a real member's
 key, or, without mutual TLS, anyone who claims to be a member). Mutual TLS
 with a per-member certificate identity (the transport's ``PeerIdentity``)
@@ -53,9 +101,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nexus_raft.consensus.core.messages import (
+    NONE,
     AppendRequest,
+    AppendResponse,
+    ConfChange,
+    ConfChangeType,
     ConfState,
+    EntryType,
     Heartbeat,
+    HeartbeatResponse,
     SnapshotRequest,
     VoteRequest,
 )
@@ -63,10 +117,13 @@ from nexus_raft.consensus.core.messages import (
 __all__ = [
     "MAX_TERM",
     "MAX_TERM_STEP",
+    "UNPROVEN",
     "Refusal",
     "append_refusal",
+    "proves_membership",
     "sender_refusal",
     "snapshot_refusal",
+    "stranger_answer",
     "term_refusal",
     "timeout_now_refusal",
     "transfer_refusal",
@@ -87,6 +144,13 @@ Refusal = tuple[str, str]
 
 IsMember = Callable[[int], bool]
 """Whether an id may speak as a member (the core's ``is_peer_member``)."""
+
+UNPROVEN = "unproven"
+"""Refusal kind: an append or heartbeat from a sender outside the configuration,
+while no leader is known, that does not prove its membership. The node answers
+it with :func:`stranger_answer` instead of refusing it (see the module docstring)."""
+
+_ADDS = (ConfChangeType.ADD_VOTER, ConfChangeType.ADD_LEARNER, ConfChangeType.ADD_WITNESS)
 
 
 def term_refusal(term: int, current: int) -> Refusal | None:
@@ -115,9 +179,91 @@ def sender_refusal(
     return "not-member", f"node {sender} is not a member of this node's configuration"
 
 
+def proves_membership(m: AppendRequest | Heartbeat | SnapshotRequest) -> bool:
+    """Whether ``m`` shows its sender is a member: an append carrying the configuration
+    entry that adds it, or a snapshot whose configuration contains it."""
+    if isinstance(m, SnapshotRequest):
+        conf = m.snapshot.conf_state
+        return m.frm in conf.voters or m.frm in conf.learners
+    if isinstance(m, Heartbeat):
+        return False
+    for e in m.entries:
+        if e.type is EntryType.CONF_CHANGE and e.data:
+            try:
+                cc = ConfChange.decode(e.data)
+            except ValueError:
+                continue
+            if cc.node_id == m.frm and cc.type in _ADDS:
+                return True
+    return False
+
+
+def _stranger_refusal(
+    m: AppendRequest | Heartbeat | SnapshotRequest,
+    is_member: IsMember,
+    leader: int | None,
+    authenticated: bool,
+) -> Refusal | None:
+    """The sender rule for appends, heartbeats and snapshots (see the module docstring).
+
+    ``leader`` None: strangers are never heard (the rule without the exception
+    for a leader this node does not know yet).
+    """
+    refused = sender_refusal(m.frm, is_member, me=m.to, joining_ok=True)
+    if refused is None or leader is None:
+        return refused
+    if leader != NONE:
+        return None if leader == m.frm else refused
+    if authenticated or proves_membership(m):
+        return None
+    if isinstance(m, SnapshotRequest):
+        return refused
+    return (
+        UNPROVEN,
+        f"node {m.frm} is not a member of this node's configuration and sent no entry adding it",
+    )
+
+
+def stranger_answer(
+    m: AppendRequest | Heartbeat, current: int, last_index: int, committed: int
+) -> AppendResponse | HeartbeatResponse:
+    """This node's own answer to an :data:`UNPROVEN` append or heartbeat; steps nothing.
+
+    The answer carries ``max(m.term, current)``: a leader of an older term
+    steps down (as the core would make it), a newer one takes it as a
+    follower's. A heartbeat's answer drops the read context. An append is
+    rejected with a hint below ``m.prev_index`` (``last_index``, else
+    ``committed``, else 0), so the leader probes back by one stage per
+    round trip; once it sends from index 1 no hint moves it, and the
+    rejection names the last index sent instead of ``prev_index``, which a
+    probing leader does not act on (it retries after its next heartbeat).
+    """
+    term = max(m.term, current)
+    if isinstance(m, Heartbeat):
+        return HeartbeatResponse(frm=m.to, to=m.frm, term=term)
+    prev = m.prev_index
+    hint = last_index if prev > last_index else committed if prev > committed else 0
+    index = prev if prev > 0 else prev + len(m.entries)
+    return AppendResponse(frm=m.to, to=m.frm, term=term, index=index, reject=True,
+                          reject_hint=hint)
+
+
 def vote_refusal(m: VoteRequest, current: int, is_member: IsMember) -> Refusal | None:
-    """Refuse a (pre-)vote request (sender and term rules; see :func:`transfer_refusal`)."""
-    refused = sender_refusal(m.frm, is_member, me=m.to, joining_ok=False) or term_refusal(
+    """Refuse a (pre-)vote request (sender and term rules; see :func:`transfer_refusal`).
+
+    A node not in its own configuration (being added, its log still short of
+    the entry or snapshot that holds it) votes like any member (Raft thesis
+    section 4.1: a server grants votes without consulting its configuration):
+    the configuration that holds it may need its vote to elect the leader
+    that would send it that configuration (voters {1, 5}, member 5 still
+    empty, no leader). It knows no member to tell a stranger from, and a
+    stranger gains no more from its vote than from an append, which it
+    already accepts from anyone (its term moves either way, within the term
+    bound; a candidate's own vote counts nowhere else). Its vote needs the
+    core's up-to-date log check like any other, and a ``transfer`` vote from
+    it is downgraded (:func:`transfer_refusal`: not a full voter here).
+    """
+    refused = sender_refusal(m.frm, is_member, me=m.to, joining_ok=True) or term_refusal(
         m.term, current
     )
     if refused is not None:
@@ -149,12 +295,23 @@ def transfer_refusal(m: VoteRequest, current: int, conf: ConfState) -> Refusal |
 
 
 def append_refusal(
-    m: AppendRequest | Heartbeat, current: int, is_member: IsMember
+    m: AppendRequest | Heartbeat,
+    current: int,
+    is_member: IsMember,
+    *,
+    leader: int | None = None,
+    authenticated: bool = False,
 ) -> Refusal | None:
-    """Refuse an append or heartbeat (sender, term and the shape a leader sends)."""
-    refused = sender_refusal(m.frm, is_member, me=m.to, joining_ok=True) or term_refusal(
-        m.term, current
-    )
+    """Refuse an append or heartbeat (sender, term and the shape a leader sends).
+
+    ``leader``: this node's leader (``NONE``: none known), for the rule on
+    senders outside the configuration (None: they are always refused);
+    ``authenticated``: the transport proved the sender's identity. A
+    refusal of kind :data:`UNPROVEN` is answered with :func:`stranger_answer`.
+    """
+    refused = _stranger_refusal(m, is_member, leader, authenticated)
+    if refused is None or refused[0] == UNPROVEN:
+        refused = term_refusal(m.term, current) or refused
     if refused is not None:
         return refused
     if isinstance(m, Heartbeat):
@@ -183,9 +340,19 @@ def append_refusal(
     return None
 
 
-def snapshot_refusal(m: SnapshotRequest, current: int, is_member: IsMember) -> Refusal | None:
-    """Refuse a snapshot before any of its data is read (stale terms are answered apart)."""
-    refused = sender_refusal(m.frm, is_member, me=m.to, joining_ok=True) or term_refusal(
+def snapshot_refusal(
+    m: SnapshotRequest,
+    current: int,
+    is_member: IsMember,
+    *,
+    leader: int | None = None,
+    authenticated: bool = False,
+) -> Refusal | None:
+    """Refuse a snapshot before any of its data is read (stale terms are answered apart).
+
+    ``leader`` and ``authenticated`` as for :func:`append_refusal`.
+    """
+    refused = _stranger_refusal(m, is_member, leader, authenticated) or term_refusal(
         m.term, current
     )
     if refused is not None:

@@ -30,10 +30,12 @@ from nexus_raft.consensus.core.messages import (
 from nexus_raft.consensus.node import wire
 from nexus_raft.consensus.node.driver import Driver
 from nexus_raft.consensus.node.guard import (
+    UNPROVEN,
     Refusal,
     append_refusal,
     sender_refusal,
     snapshot_refusal,
+    stranger_answer,
     term_refusal,
     timeout_now_refusal,
     transfer_refusal,
@@ -86,6 +88,9 @@ class PeerHandler:
     ``min_free_bytes`` is the disk space a snapshot being staged must leave
     free (a snapshot never fills the disk the log needs). ``forwarded``
     runs a follower's forwarded client request (None: refused).
+    ``authenticated``: the transport proves every sender's identity (mutual
+    TLS with member certificates), which the rule for senders outside the
+    configuration relies on (see :mod:`~nexus_raft.consensus.node.guard`).
     """
 
     def __init__(
@@ -97,7 +102,9 @@ class PeerHandler:
         min_free_bytes: int = 0,
         forwarded: Callable[[wire.pb.ForwardRequest], Awaitable[wire.pb.ForwardResponse]]
         | None = None,
+        authenticated: bool = False,
     ) -> None:
+        self._authenticated = authenticated
         self._forwarded = forwarded
         self._driver = driver
         self._id = driver.id
@@ -140,7 +147,19 @@ class PeerHandler:
         except (ValueError, KeyError) as exc:
             raise _malformed(exc, sender) from None
         raft = self._driver.raft
-        _refuse(append_refusal(m, raft.term, raft.is_peer_member), sender)
+        refused = append_refusal(m, raft.term, raft.is_peer_member, leader=raft.leader_id,
+                                 authenticated=self._authenticated)
+        if refused is not None and refused[0] == UNPROVEN:
+            # A leader this node does not know yet, maybe: answered here, the
+            # core sees nothing (see guard.stranger_answer).
+            self._warn.log(
+                logging.INFO, ("stranger", sender),
+                "node %d: %s: answered with this node's log end (%d)",
+                self._id, refused[1], raft.log.last_index(),
+            )
+            answer = stranger_answer(m, raft.term, raft.log.last_index(), raft.log.committed)
+            return wire.append_response_to_pb(answer)
+        _refuse(refused, sender)
         self._metrics.leader_contact = time.monotonic()
         resp = await self._driver.request(m)
         if not isinstance(resp, (AppendResponse, HeartbeatResponse)) or resp.to != sender:
@@ -164,7 +183,11 @@ class PeerHandler:
         except (ValueError, KeyError) as exc:
             raise _malformed(exc, sender) from None
         raft = driver.raft
-        _refuse(snapshot_refusal(m, raft.term, raft.is_peer_member), sender)
+        _refuse(
+            snapshot_refusal(m, raft.term, raft.is_peer_member, leader=raft.leader_id,
+                             authenticated=self._authenticated),
+            sender,
+        )
         if meta.term < raft.term:
             return wire.pb.SnapshotAck(
                 term=raft.term, accepted=False, reason=f"stale term {meta.term} < {raft.term}"

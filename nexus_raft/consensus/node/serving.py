@@ -169,6 +169,7 @@ class ServingAPI:
             max_snapshot_bytes=cfg.max_snapshot_bytes,
             min_free_bytes=cfg.snapshot_min_free_bytes,
             forwarded=self._serve_forward,
+            authenticated=self._identity is not None,
         )
         self._server, self._peer_server = await start_servers(
             cfg,
