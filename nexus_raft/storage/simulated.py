@@ -158,21 +158,31 @@ class _DBFile:
     def holes(self, watched: Callable[[bytes], bool]) -> int:
         """Writes touching ``watched`` keys that a power loss now would keep *after*
         losing an earlier one whose effect no kept write restores (what survives
-        is not a prefix). A lost write whose keys a later kept write writes
-        again (a carried write, see ``Store.apply_batch``) leaves no hole."""
-        missing: set[bytes] = set()  # keys of lost watched writes not written again since
-        kept_after = 0
-        for w in self.pending:
+        is not a prefix).
+
+        Judged on what survives, not on the way there: a lost write whose keys
+        a later kept write writes again (a carried write, see
+        ``Store.apply_batch``) leaves no hole, even when another kept write
+        lies between the two. Counted: the kept writes after the first lost
+        write with a key that stays lost.
+        """
+        lost_at: dict[bytes, int] = {}  # key -> position of a lost write not rewritten since
+        kept: list[int] = []  # positions of kept watched writes
+        for pos, w in enumerate(self.pending):
             keys = {k for k, _ in w.ops if watched(k)}
             if not keys:
                 continue
             if not w.durable:
-                missing |= keys
-            elif missing:
-                missing -= keys
-                if missing:
-                    kept_after += 1
-        return kept_after
+                for k in keys:
+                    lost_at.setdefault(k, pos)
+            else:
+                kept.append(pos)
+                for k in keys:
+                    lost_at.pop(k, None)
+        if not lost_at:
+            return 0
+        first = min(lost_at.values())
+        return sum(1 for pos in kept if pos > first)
 
     def lose_unsynced(self) -> int:
         """Power loss: keep only durable writes; returns how many writes were lost."""
