@@ -5,6 +5,7 @@ from __future__ import annotations
 from nexus_raft.consensus.core.memory_storage import MemoryStorage
 from nexus_raft.consensus.core.messages import Entry, EntryType, Role
 from nexus_raft.consensus.core.raft import Raft
+from nexus_raft.consensus.core.storage import LogCompacted, LogUnavailable
 from tests.sim.checker import ReadIssue, Violation
 from tests.sim.kv import KV
 
@@ -74,3 +75,25 @@ def check_floor(n: SimNode, ents: tuple[Entry, ...]) -> None:
                 f"with its payload",
             )
 
+
+def durable_prefix(m: SimNode, leader: SimNode, commit: int) -> int | None:
+    """How far (up to ``commit``) full member ``m`` durably holds the leader's log.
+
+    Its snapshot holds everything up to its index; past it, log matching
+    makes the agreeing part a prefix, found by bisection on terms. None when
+    the leader's log no longer tells (compacted there).
+    """
+    st, lst = m.storage, leader.storage
+    lo = min(st.snapshot().index, commit)
+    hi = min(commit, st.last_index())
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            agree = st.term(mid) == lst.term(mid)
+        except (LogCompacted, LogUnavailable):
+            return None
+        if agree:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -20,7 +20,7 @@ from tests.sim.checker import ReadIssue, Violation
 from tests.sim.cluster import Cluster
 from tests.sim.fmt import fmt_conf
 from tests.sim.kv import encode_put
-from tests.sim.node import SimNode
+from tests.sim.node import SimNode, durable_prefix
 from tests.sim.params import MAX_CLIENT_BACKLOG
 from tests.sim.situations import SITUATIONS
 
@@ -308,6 +308,8 @@ class Ops:
                     f"leader n{leader.id} (term {lr.term}) accepted {cc} at {out.index} before "
                     f"an entry of its term committed (commit {lr.log.committed})",
                 )
+            if cc.type is ConfChangeType.REMOVE and cs.witnesses and cc.node_id in cs.voters:
+                self._check_removal(leader, cc.node_id, full)
             transfer = c.rng.random() < c.p.p_transfer_in_change
         else:
             transfer = False
@@ -322,6 +324,29 @@ class Ops:
         c.after(leader)
         if transfer:
             self.transfer()
+
+    def _check_removal(self, leader: SimNode, nid: int, full: frozenset[int]) -> None:
+        """With a witness, an accepted removal leaves every committed entry on two
+        full members that stay (README, "Removing members: what is guaranteed")."""
+        c = self.c
+        assert leader.raft is not None
+        commit = leader.raft.log.committed
+        held: list[tuple[int, int]] = []
+        for v in sorted(full - {nid}):
+            m = c.nodes.get(v)
+            p = durable_prefix(m, leader, commit) if m is not None else 0
+            if p is None:
+                return  # the leader's log cannot tell any more: no verdict
+            held.append((p, v))
+        held.sort(reverse=True)
+        second = held[1][0] if len(held) > 1 else 0
+        if second < commit:
+            raise Violation(
+                "unsafe removal accepted",
+                f"leader n{leader.id} accepted removing n{nid} with commit {commit}; the full "
+                f"members left hold durably up to {held} (fewer than two copies past {second})",
+            )
+        c.stats["removal with a witness checked"] += 1
 
     def transfer(self) -> None:
         """Ask the leader to hand leadership to another voter (rarely the witness)."""
