@@ -23,7 +23,13 @@ from nexus_raft.consensus.log.codec import (
 from nexus_raft.errors import RaftUsageError
 from nexus_raft.storage import Batch, Tree
 
-__all__ = ["LogPlan", "PlannedLog"]
+__all__ = ["LogPlan", "PlannedLog", "payload_size"]
+
+
+def payload_size(entry: Entry) -> int:
+    """What ``entry`` counts against the tail cache's byte bound (its payload)."""
+    data = entry.data
+    return len(data) if data else 0
 
 
 class PlannedLog(Protocol):
@@ -32,7 +38,9 @@ class PlannedLog(Protocol):
     A plan reads them when it is made and writes them back in :meth:`LogPlan.commit`
     (the store's in-memory state; the store itself owns the invariants:
     ``_snap.index <= _floor <= _last`` and the cache holds a contiguous run
-    ``[_cache_lo, _cache_lo + len(_cache))`` of at most ``_cache_max`` entries).
+    ``[_cache_lo, _cache_lo + len(_cache))`` of at most ``_cache_max`` entries,
+    whose payloads total ``_cache_bytes``, at most ``_cache_bytes_max`` unless
+    the cache holds a single entry).
     """
 
     _snap: SnapshotMeta
@@ -44,6 +52,8 @@ class PlannedLog(Protocol):
     _cache: dict[int, Entry]
     _cache_lo: int
     _cache_max: int
+    _cache_bytes: int
+    _cache_bytes_max: int
 
     def term(self, index: int) -> int: ...
 
@@ -156,24 +166,33 @@ class LogPlan:
         lg._floor = self.floor
         lg._conf = self.conf
         cache = lg._cache
+        size = lg._cache_bytes
         if self.reset_cache:
             cache.clear()
+            size = 0
         # Compacted head, then the overwritten suffix; the rest stays contiguous.
         while cache and lg._cache_lo <= self.drop_cache_upto:
-            del cache[lg._cache_lo]
+            size -= payload_size(cache.pop(lg._cache_lo))
             lg._cache_lo += 1
         if self.truncate_from is not None:
             for index in range(max(self.truncate_from, lg._cache_lo), lg._cache_lo + len(cache)):
-                del cache[index]
+                size -= payload_size(cache.pop(index))
         tail = self.new_entries[-lg._cache_max :]
         if tail:
             if not cache or tail[0].index != lg._cache_lo + len(cache):
                 cache.clear()
+                size = 0
                 lg._cache_lo = tail[0].index
             for entry in tail:
                 cache[entry.index] = entry
-            while len(cache) > lg._cache_max:
-                del cache[lg._cache_lo]
+                size += payload_size(entry)
+            # Bounded by count and by payload bytes: one client batch is one
+            # entry, so a count alone would let big batches hold gigabytes.
+            limit = lg._cache_bytes_max
+            while len(cache) > lg._cache_max or (size > limit and len(cache) > 1):
+                size -= payload_size(cache.pop(lg._cache_lo))
                 lg._cache_lo += 1
         if not cache:
             lg._cache_lo = lg._last + 1
+            size = 0
+        lg._cache_bytes = size

@@ -46,7 +46,7 @@ from nexus_raft.consensus.log.codec import (
     encode_snapshot,
     encode_u64,
 )
-from nexus_raft.consensus.log.plan import LogPlan
+from nexus_raft.consensus.log.plan import LogPlan, payload_size
 from nexus_raft.errors import CorruptionError, RaftUsageError
 from nexus_raft.storage import Batch, Store
 
@@ -61,6 +61,12 @@ META_TREE = "raft.meta"
 # that memory stays bounded; every split point leaves a state open() accepts.
 _CHUNK = 50_000
 
+# The tail cache's default payload bound. A client batch is one entry (up to
+# several MiB), so a bound in entries alone let the cache, and with it a
+# member's RSS, grow into gigabytes (bench/scale.py: 650 MiB per member after
+# 64 KiB and 1 MiB values). Entries below the cache are read from LevelDB.
+DEFAULT_CACHE_BYTES = 16 << 20
+
 # A payload floor moved without rewriting anything is persisted only once it
 # leads the persisted one by this many indexes (see drop_payloads).
 _FLOOR_LAG = 1024
@@ -72,12 +78,15 @@ class LogStore:
     ``conf_state`` bootstraps a brand-new log (no snapshot record yet): it
     becomes the configuration of the empty index-0 snapshot, as with
     MemoryStorage. It is ignored when the store already holds a log.
-    ``cache_entries`` bounds the in-memory tail cache.
+    ``cache_entries`` and ``cache_bytes`` (payload bytes) bound the in-memory
+    tail cache; a single entry bigger than ``cache_bytes`` is still cached.
     Thread-safe: every public method holds one lock.
     """
 
     __slots__ = (
         "_cache",
+        "_cache_bytes",
+        "_cache_bytes_max",
         "_cache_lo",
         "_cache_max",
         "_conf",
@@ -97,6 +106,7 @@ class LogStore:
         store: Store,
         *,
         cache_entries: int = 4096,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         conf_state: ConfState | None = None,
     ) -> None:
         if not isinstance(store, Store):
@@ -105,6 +115,10 @@ class LogStore:
             raise TypeError(f"cache_entries must be an int, not {type(cache_entries).__name__}")
         if cache_entries < 1:
             raise ValueError("cache_entries must be at least 1")
+        if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool):
+            raise TypeError(f"cache_bytes must be an int, not {type(cache_bytes).__name__}")
+        if cache_bytes < 0:
+            raise ValueError("cache_bytes must be at least 0")
         if conf_state is not None and not isinstance(conf_state, ConfState):
             raise TypeError(f"conf_state must be a ConfState, not {type(conf_state).__name__}")
         self._store = store
@@ -112,6 +126,8 @@ class LogStore:
         self._meta = store.tree(META_TREE)
         self._lock = threading.RLock()
         self._cache_max = cache_entries
+        self._cache_bytes_max = cache_bytes
+        self._cache_bytes = 0  # payload bytes of the cached entries
         # index -> Entry for indexes cache_lo .. last (contiguous, possibly empty).
         self._cache: dict[int, Entry] = {}
         self._cache_lo = 1
@@ -170,9 +186,20 @@ class LogStore:
             for key in stale:
                 batch.remove(key, tree=self._meta)
             _write_synced(self._store, batch)
-        # Warm the cache with the tail: bounded by cache_entries, one short
-        # forward scan from a computed start (the last index is already known).
-        lo = max(snap_index + 1, self._last - self._cache_max + 1)
+        # Warm the cache with the tail: bounded by cache_entries and
+        # cache_bytes. A backward scan of the raw values finds the start (no
+        # decoding), then one short forward scan decodes from there.
+        lo = self._last + 1
+        warm_bytes = 0
+        oldest = max(snap_index + 1, self._last - self._cache_max + 1)
+        if oldest <= self._last:
+            for raw_key, raw in self._log.range(
+                encode_index(oldest), encode_index(self._last + 1), reverse=True
+            ):
+                warm_bytes += len(raw)
+                if warm_bytes > self._cache_bytes_max and lo <= self._last:
+                    break
+                lo = decode_index(raw_key)
         self._cache_lo = lo
         if lo <= self._last:
             expect = lo
@@ -180,7 +207,8 @@ class LogStore:
                 index = decode_index(key)
                 if index != expect:
                     raise CorruptionError(f"raft.log is missing entry {expect}")
-                self._cache[index] = decode_entry(index, value)
+                entry = self._cache[index] = decode_entry(index, value)
+                self._cache_bytes += payload_size(entry)
                 expect += 1
             if expect != self._last + 1:
                 raise CorruptionError(f"raft.log is missing entry {expect}")
@@ -445,8 +473,10 @@ class LogStore:
                     self._store.apply_batch(batch)
                     self._floor_saved = stop
                 for slim in rewritten:
-                    if slim.index in self._cache:
+                    old = self._cache.get(slim.index)
+                    if old is not None:
                         self._cache[slim.index] = slim
+                        self._cache_bytes -= payload_size(old)
                 self._floor = stop
                 start = stop + 1
 

@@ -21,6 +21,7 @@ from nexus_raft.consensus.core.messages import (
 from nexus_raft.consensus.core.storage import LogCompacted, LogUnavailable
 from nexus_raft.consensus.log import store as log_store_mod
 from nexus_raft.consensus.log.codec import decode_entry
+from nexus_raft.consensus.log.plan import payload_size
 from nexus_raft.consensus.log.store import LOG_TREE, LogStore
 from nexus_raft.errors import RaftUsageError
 from nexus_raft.storage import Store
@@ -241,6 +242,46 @@ def test_cache_is_bounded_and_reads_below_it_hit_disk(path: Path) -> None:
         assert log.entries(4_999, 5_002) == ents(4_999, 4_999) + ents(5_000, 5_001, term=3)
 
 
+def test_cache_of_big_entries_is_bounded_by_bytes_and_restart_decodes_only_that(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = [Entry(i, 1, data=bytes([i % 251]) * 100_000) for i in range(1, 201)]  # 20 MB
+    with Store.open(path) as store:
+        log = LogStore(store, conf_state=CS, cache_entries=4096, cache_bytes=1_000_000)
+        for lo in range(0, 200, 7):
+            log.save(None, big[lo : lo + 7], None)
+            assert log.cached_entries <= 10  # 10 x 100 kB, not 4096 entries
+        assert log.cached_entries == 10
+        assert log.entries(1, 201) == big  # below the cache: from disk
+        log.save(None, [Entry(201, 1, data=b"x" * 3_000_000)], None)
+        assert log.cached_entries == 1  # one entry over the bound is still cached
+        assert log.entries(200, 202)[1].data == b"x" * 3_000_000
+    decoded = 0
+
+    def counting(index: int, raw: bytes) -> Entry:
+        nonlocal decoded
+        decoded += 1
+        return decode_entry(index, raw)
+
+    monkeypatch.setattr(log_store_mod, "decode_entry", counting)
+    with Store.open(path) as store:
+        log = LogStore(store, cache_entries=4096, cache_bytes=1_000_000)
+        assert decoded == 1 and log.cached_entries == 1  # the 3 MB tail entry only
+        assert log.entries(1, 202) == [*big, Entry(201, 1, data=b"x" * 3_000_000)]
+    with Store.open(path) as store:
+        log = LogStore(store, cache_entries=4096, cache_bytes=5_000_000)
+        assert log.cached_entries == 20  # 3 MB + 19 x 100 kB (raw sizes include headers)
+
+
+def _check_cache(log: LogStore) -> None:
+    """The tail cache is contiguous, its byte count exact, and within both bounds."""
+    cache = log._cache
+    assert sorted(cache) == list(range(log._cache_lo, log._cache_lo + len(cache)))
+    assert log._cache_bytes == sum(payload_size(e) for e in cache.values())
+    assert len(cache) <= log._cache_max
+    assert len(cache) <= 1 or log._cache_bytes <= log._cache_bytes_max
+
+
 def test_conf_state_rebuilt_from_log_without_scan(path: Path) -> None:
     add4 = ConfChange(ConfChangeType.ADD_LEARNER, 4, b"127.0.0.1:7004")
     promote4 = ConfChange(ConfChangeType.ADD_VOTER, 4)
@@ -416,7 +457,12 @@ def test_differential_against_memory_storage(tmp_path: Path, seed: int) -> None:
     path = tmp_path / f"s{seed}"
     mem = MemoryStorage(CS)
     store = Store.open(path)
-    log = LogStore(store, conf_state=CS, cache_entries=rng.choice([2, 7, 64]))
+    log = LogStore(
+        store,
+        conf_state=CS,
+        cache_entries=rng.choice([2, 7, 64]),
+        cache_bytes=rng.choice([0, 30, 1 << 20]),
+    )
     term = 1
     try:
         for _step in range(300):
@@ -456,7 +502,12 @@ def test_differential_against_memory_storage(tmp_path: Path, seed: int) -> None:
             elif op < 0.85:
                 store.close()
                 store = Store.open(path)
-                log = LogStore(store, cache_entries=rng.choice([2, 7, 64]))
+                log = LogStore(
+                    store,
+                    cache_entries=rng.choice([2, 7, 64]),
+                    cache_bytes=rng.choice([0, 30, 1 << 20]),
+                )
             _compare(log, mem)
+            _check_cache(log)
     finally:
         store.close()
