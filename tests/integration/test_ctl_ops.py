@@ -150,6 +150,8 @@ def test_deterministic_errors_are_answered_at_once(
         (("add-member", "1=127.0.0.1:1"), "already a voter"),
         (("transfer-leader", "9"), "no such member"),
         (("cas", "k", "--expected", "other", "--new", "x"), "current value differs"),
+        # --cluster-id: members of another cluster are refused, never used.
+        (("--cluster-id", "nx-other", "put", "k", "x"), "request is for cluster 'nx-other'"),
     ):
         started = time.monotonic()
         result = run("nexus_raft.cli.ctl", "--endpoints", eps, "--timeout", "20", *args)
