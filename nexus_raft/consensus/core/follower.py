@@ -138,13 +138,18 @@ class FollowerSide(RaftState):
         entries, which stay acknowledged).
         """
         term = self.term
-        self.msgs = [
-            x
-            for x in self.msgs
-            if not (
+        kept: list[Message] = []
+        gone: list[Message] = []
+        for x in self.msgs:
+            replaced = (
                 type(x) is AppendResponse and not x.reject and x.term < term and x.index >= first
             )
-        ]
+            (gone if replaced else kept).append(x)
+        if gone:
+            # In place: a driver holds this list while it steps a request and
+            # looks for the request's answer in it afterwards.
+            self.msgs[:] = kept
+            self.withdrawn.extend(gone)
 
     def _handle_heartbeat(self, m: Heartbeat) -> None:
         lg = self.log

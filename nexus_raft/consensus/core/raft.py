@@ -405,6 +405,8 @@ class Raft(FollowerSide, Election, Replication):
         )
         if self.msgs:
             self.msgs = []
+        if self.withdrawn:
+            self.withdrawn = []
         if self.read_states:
             self.read_states = []
         if self.dropped_reads:

@@ -84,6 +84,7 @@ class RaftState:
         "term",
         "vote",
         "votes",
+        "withdrawn",
     )
 
     def __init__(self, config: Config, log_: RaftLog, rng: random.Random) -> None:
@@ -109,6 +110,10 @@ class RaftState:
         # Reads that arrived before the leader committed an entry of its term.
         self._waiting_reads: list[tuple[bytes, int]] = []
         self.msgs: list[Message] = []
+        # Queued answers taken back out of ``msgs`` before any Ready handed
+        # them out (see follower._drop_overwritten_acks); a driver that tied a
+        # caller to one of them fails that caller, then clears this list.
+        self.withdrawn: list[Message] = []
         self.read_states: list[ReadState] = []
         self.dropped_reads: list[bytes] = []
         self._prev_soft = SoftState()

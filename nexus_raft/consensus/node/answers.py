@@ -80,26 +80,47 @@ class Answers:
         # (sender, context) -> futures of forwarded reads, in arrival order.
         self._reads: dict[tuple[int, bytes], collections.deque[Future]] = {}
 
-    def step_request(self, m: Message, fut: Future, msgs: list[Message], step: Step) -> None:
+    def step_request(
+        self, m: Message, fut: Future, outbox: Callable[[], list[Message]], step: Step
+    ) -> None:
         """Step ``m`` (answered within the step) and tie ``fut`` to its answer.
 
-        ``msgs`` is the core's outgoing message list, where the answer appears.
+        ``outbox()`` is the core's outgoing message list, where the answer
+        appears. The step may also take earlier messages back out of it
+        (withdrawn acknowledgements), so the answer is found as the newest
+        message of the answer's kind to the sender that was not there
+        before the step, not by its position.
         """
         if fut.done():
             return  # the caller gave up before its request was stepped
-        before = len(msgs)
+        prior = {id(x) for x in outbox()}
         refused = step(m)
         if refused is not None:
             fut.set_exception(RequestRefused(f"{type(m).__name__} from {m.frm}: {refused}", m.frm))
             return
         kind = _ANSWER_KINDS.get(type(m))
-        for out in msgs[before:]:
-            if type(out) is kind and out.to == m.frm:
+        for out in reversed(outbox()):
+            if type(out) is kind and out.to == m.frm and id(out) not in prior:
                 self._by_message[id(out)] = (out, fut)
                 return
         fut.set_exception(
             RequestRefused(f"the core did not answer {type(m).__name__} from {m.frm}", m.frm)
         )
+
+    def withdraw(self, messages: list[Message]) -> None:
+        """The core took these queued answers back: their callers are refused at once."""
+        for x in messages:
+            paired = self._by_message.pop(id(x), None)
+            if paired is None or paired[0] is not x:
+                continue
+            fut = paired[1]
+            if not fut.done():
+                fut.set_exception(
+                    RequestRefused(
+                        f"answer to {x.to} withdrawn: a newer leader replaced those entries",
+                        x.to,
+                    )
+                )
 
     def step_read(self, m: ReadIndexRequest, fut: Future, step: Step) -> None:
         """Step a forwarded read; its answer (now or after a heartbeat round) finds ``fut``."""

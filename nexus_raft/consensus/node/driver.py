@@ -257,7 +257,7 @@ class Driver:
         if read is not None:
             self.submit(lambda: answers.step_read(read, fut, self._step_quietly))
         else:
-            self.submit(lambda: answers.step_request(m, fut, self.raft.msgs, self._step_quietly))
+            self.submit(lambda: answers.step_request(m, fut, self._outbox, self._step_quietly))
         # A timer instead of asyncio.wait_for: this runs for every append a
         # follower receives, and wait_for costs an extra future and task switch.
         handle = loop.call_later(timeout, _no_answer, fut, timeout)
@@ -267,6 +267,9 @@ class Driver:
             handle.cancel()
             if read is not None:
                 answers.forget_read(read, fut)
+
+    def _outbox(self) -> list[Message]:
+        return self.raft.msgs
 
     def _step_quietly(self, m: Message) -> NexusRaftError | None:
         return self._try_step(m, quiet=True)
@@ -289,6 +292,11 @@ class Driver:
                 "node %d: message %s refused: %s", self.id, type(m).__name__, exc,
             )
             return exc
+        finally:
+            withdrawn = self.raft.withdrawn
+            if withdrawn:
+                self.answers.withdraw(withdrawn)
+                withdrawn.clear()
         return None
 
     # --- the loop ---------------------------------------------------------------------------

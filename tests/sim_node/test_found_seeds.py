@@ -1,0 +1,25 @@
+"""Seeds of the node simulator that found bugs, kept as regression tests.
+
+Each ran into a violation on the code of its day and passes since its fix;
+they are whole adversarial seeds (crashes, power cuts, compactions), so the
+states that exposed the bugs are reached again, not a hand-made copy.
+
+- 1362: a member shut down cleanly while retrying to publish its attributes
+  never finished stopping (its publisher swallowed the cancellation), so
+  its store stayed locked and the member could not start again.
+- 2174: a follower's answer to InstallSnapshot was lost when the install
+  withdrew older acknowledgements (the core rebuilt its outgoing list), so
+  the leader sent snapshot after snapshot and the follower never caught up.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sim_node.runner import run_seed
+
+
+@pytest.mark.parametrize("seed", [1362, 2174])
+def test_seed_that_found_a_bug_passes(seed: int) -> None:
+    res = run_seed(seed)
+    assert res.violation is None, res.trace.excerpt(60)
