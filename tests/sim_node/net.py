@@ -58,6 +58,10 @@ def copy_message(m: Any) -> Any:
     return type(m).FromString(m.SerializeToString())
 
 
+def _unchecked(member: int, candidate: int, answer: Any) -> None:
+    """No observer (the network's own tests)."""
+
+
 @dataclass(eq=False)
 class Endpoint:
     """A process listening on its host's address: the Raft peer service and the KV service."""
@@ -75,6 +79,8 @@ class Endpoint:
     refusals: Counter[str] = field(default_factory=Counter)  # PeerRefused answered, by kind
     # Requests handed an answer that is not theirs (MismatchedAnswer): always a bug.
     mismatched: list[str] = field(default_factory=list)
+    # Sees every vote answer before it leaves (the Sim's persist-before-send check).
+    vote_sent: Callable[[int, int, Any], None] = _unchecked
 
 
 @dataclass(slots=True)
@@ -105,6 +111,7 @@ class SimNetwork:
         self.hit: Callable[[str], None] = lambda row: None  # coverage rows (set by the Sim)
         self.refusals: Counter[str] = Counter()  # every member's PeerRefused answers, by kind
         self.mismatched: list[str] = []  # every member's MismatchedAnswer, for the Sim's poll
+        self.vote_sent: Callable[[int, int, Any], None] = _unchecked  # set by the Sim
 
     # --- topology ------------------------------------------------------------------------
 

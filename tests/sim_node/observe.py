@@ -150,6 +150,19 @@ class Observer:
         for e in run:
             tap.log[e.index] = e.term
 
+    def vote_sent(self, member: int, candidate: int, answer: Any) -> None:
+        """Persist before send: a granted vote leaves only once ``member``'s disk holds it
+        (its term and vote synced); a pre-vote changes nothing and needs no write."""
+        if not answer.vote_granted or answer.pre_vote:
+            return
+        hs = self.core.hard.get(member)
+        if hs is None or hs.term < answer.term or (hs.term == answer.term
+                                                  and hs.vote != candidate):
+            self.violate(Violation(
+                "vote persisted before sent",
+                f"member {member} grants its term-{answer.term} vote to {candidate} while its "
+                f"disk holds {hs}"))
+
     def sm_key(self, member: int) -> Callable[[bytes], bool]:
         """Whether a key of ``member``'s store belongs to its state machine (not the log)."""
         tap = self.taps.setdefault(member, DiskTap(member))

@@ -87,6 +87,7 @@ class Sim:
         self.net.profile = Profile(loss=params.loss, dup=params.dup, slow=params.slow)
         self.net.hit = self.hit
         self.obs = Observer(self.stats, self.hit, self.violate)
+        self.net.vote_sent = self.obs.vote_sent
         self.members: dict[int, Member] = {}
         self.initial_peers: dict[int, str] = {}
         self.initial_witnesses: set[int] = set()

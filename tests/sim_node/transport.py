@@ -113,7 +113,9 @@ async def _unary(ep: Endpoint, request: Any, method: str, response_type: type) -
 
 
 async def _serve_vote(ep: Endpoint, request: Any) -> Any:
-    return await _unary(ep, request, "request_vote", pb.VoteResponse)
+    answer = await _unary(ep, request, "request_vote", pb.VoteResponse)
+    ep.vote_sent(ep.host, request.candidate_id, answer)  # persisted before it leaves?
+    return answer
 
 
 async def _serve_timeout_now(ep: Endpoint, request: Any) -> Any:
@@ -586,7 +588,7 @@ class SimServer(RaftServer):
         assert process is not None, "a simulated server starts inside a process"
         ep = Endpoint(self._t.host, process, contextvars.copy_context(), self.cluster_id,
                       raft=self._handler, kv=self._t.kv, refusals=self._t.net.refusals,
-                      mismatched=self._t.net.mismatched)
+                      mismatched=self._t.net.mismatched, vote_sent=self._t.net.vote_sent)
         self._ep = self._t.endpoint = ep
         self._t.net.listen(ep)
         return self.port
