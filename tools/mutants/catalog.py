@@ -217,8 +217,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "session answer not deduplicated",
         "a retried write with the same (client, seq) is applied again",
         "KV sessions (exactly-once writes)",
-        ("nexus_raft/kv/sessions.py", "        if seq == s.seq:\n            return Verdict.DUPLICATE",
-         "        if seq == s.seq and False:\n            return Verdict.DUPLICATE"),
+        # A retry (same seq) counts as a new command. (Skipping only the
+        # DUPLICATE answer would refuse the retry as stale instead: an error
+        # to the client, not a second apply.)
+        ("nexus_raft/kv/sessions.py", "        if s is None or seq > s.seq:\n            return Verdict.NEW",
+         "        if s is None or seq >= s.seq:\n            return Verdict.NEW"),
         tests=("tests/kv",),
     ),
     _m(
@@ -334,8 +337,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "issue 10 item 6 (fix fa6b4b5)",
         # Requests answered inside step(): queued before the step, refusal only logged.
         (_NODE + "answers.py",
-         "        before = len(msgs)\n        refused = step(m)\n",
-         "        before = len(msgs)\n"
+         "        prior = {id(x) for x in outbox()}\n        refused = step(m)\n",
+         "        prior = {id(x) for x in outbox()}\n"
          "        self._reads.setdefault((m.frm, b\"\"), collections.deque()).append(fut)\n"
          "        step(m)\n        return\n        refused = step(m)\n"),
         # Forwarded reads: the same per-sender queue, refusal only logged.
@@ -380,6 +383,26 @@ MUTANTS: tuple[Mutant, ...] = (
          "        return max(newest.timestamp_ms, min(timestamp_ms, ceiling))",
          "        return timestamp_ms"),
         tests=("tests/kv/test_sessions.py",),
+    ),
+    # Misconfiguration (items 11, 12): every simulated member starts with the
+    # same initial configuration into its own directory, so no simulator run
+    # reaches them; the unit tests on real stores do (and process tests).
+    _m(
+        "#10.11 cluster id from the peer list only",
+        "the derived cluster id ignores which members are witnesses and learners, so members "
+        "started with different initial configurations join each other",
+        "issue 10 item 11 (fix 62da897)",
+        (_NODE + "config.py", "    if w or lrn:\n        text +=", "    if False:\n        text +="),
+        tests=("tests/consensus/node/test_datadir.py",), checks=("fast tests",),
+    ),
+    _m(
+        "#10.12 identity recomputed at every start",
+        "the data directory's recorded identity is not read back: each start derives the "
+        "cluster id from --peers again and records it",
+        "issue 10 item 12 (fix 62da897)",
+        (_NODE + "datadir.py", "    stored = read_identity(store)\n    if stored is not None:",
+         "    stored = None\n    if stored is not None:"),
+        tests=("tests/consensus/node/test_datadir.py",), checks=("fast tests",),
     ),
     # --- bugs the node simulator found (tests/sim_node/known.py), each fix reverted ---
     _m(
