@@ -405,12 +405,17 @@ class Store:
         self._carried.clear()
         self._carried_bytes = 0
 
-    def _write_one(self, tree: Tree, key: bytes, value: bytes | None) -> None:
-        """A tree's single-key write while writes are carried (caller holds the lock)."""
+    def _write_one(self, tree: Tree, key: bytes, value: bytes | None,
+                   carry: bool = False) -> None:
+        """A tree's single-key write while writes are carried, or a carried one
+        (caller holds the lock)."""
         self._check_open()
         if tree._error is not None:
             raise type(tree._error)(*tree._error.args)
-        self._write_carrying([(key, value)], tree, None, tree._synced_writes, False)
+        synced = tree._synced_writes
+        if carry and not synced and self._carried_bytes > CARRY_MAX_BYTES:
+            synced = True  # bounded memory, as in _apply_batch
+        self._write_carrying([(key, value)], tree, None, synced, carry)
 
     def _batch_targets(self, batch: Batch, target: Tree) -> list[Tree] | None:
         """The live tree of each operation (None: all go to ``target``); holds the lock."""

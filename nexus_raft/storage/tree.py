@@ -37,7 +37,8 @@ class BatchWriter(Protocol):
     def _apply_batch(self, batch: Batch, target: Tree, sync: bool | None = None,
                      carry: bool = False) -> None: ...
 
-    def _write_one(self, tree: Tree, key: bytes, value: bytes | None) -> None: ...
+    def _write_one(self, tree: Tree, key: bytes, value: bytes | None,
+                   carry: bool = False) -> None: ...
 
 
 Updater = Callable[["bytes | None"], "bytes | bytearray | memoryview | None"]
@@ -128,16 +129,24 @@ class Tree(ReadMethods, TreeHandle):
 
     # --- writes -----------------------------------------------------------------
 
-    def set(self, key: bytes | str, value: bytes | bytearray | memoryview) -> None:
-        """Store ``value`` under ``key``, replacing any previous value."""
+    def set(self, key: bytes | str, value: bytes | bytearray | memoryview, *,
+            carry: bool = False) -> None:
+        """Store ``value`` under ``key``, replacing any previous value.
+
+        ``carry=True``: a carried write, as in :meth:`Store.apply_batch
+        <nexus_raft.storage.store.Store.apply_batch>` (for state applied from
+        the Raft log beside the state machine's).
+        """
         if type(key) is not bytes:
             key = encode_key(key, "key")
         if type(value) is not bytes:
             value = encode_value(value, "value")
+        if carry is not False:
+            check_bool(carry, "carry")
         with self._lock:
             try:
-                if self._carried:
-                    self._store._write_one(self, key, value)
+                if self._carried or carry:
+                    self._store._write_one(self, key, value, carry)
                 else:
                     self._put(self._prefix + key, value)
             except BACKEND_ERRORS as exc:
@@ -145,14 +154,16 @@ class Tree(ReadMethods, TreeHandle):
             if self._subs:
                 self._publish(key, value)
 
-    def delete(self, key: bytes | str) -> None:
-        """Remove ``key`` (nothing happens if it is absent)."""
+    def delete(self, key: bytes | str, *, carry: bool = False) -> None:
+        """Remove ``key`` (nothing happens if it is absent); ``carry`` as in :meth:`set`."""
         if type(key) is not bytes:
             key = encode_key(key, "key")
+        if carry is not False:
+            check_bool(carry, "carry")
         with self._lock:
             try:
-                if self._carried:
-                    self._store._write_one(self, key, None)
+                if self._carried or carry:
+                    self._store._write_one(self, key, None, carry)
                 else:
                     self._delete(self._prefix + key)
             except BACKEND_ERRORS as exc:

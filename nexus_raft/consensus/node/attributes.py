@@ -179,14 +179,15 @@ class AttributeBook:
         if self._book.get(member_id) == attrs:
             return False
         if self._tree is not None:
-            self._tree.set(str(member_id).encode(), orjson.dumps(attrs.to_json()))
+            # Carried: applied state, durable in order with the state machine's.
+            self._tree.set(str(member_id).encode(), orjson.dumps(attrs.to_json()), carry=True)
         self._book[member_id] = attrs
         return True
 
     def forget(self, member_id: int) -> None:
         """Drop a removed member's attributes."""
         if self._book.pop(member_id, None) is not None and self._tree is not None:
-            self._tree.delete(str(member_id).encode())
+            self._tree.delete(str(member_id).encode(), carry=True)
 
     def header(self) -> dict[str, Any]:
         """The book as a snapshot header field (``{"<id>": {...}}``)."""

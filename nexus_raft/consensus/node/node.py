@@ -477,7 +477,7 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
                 _log.warning("node %d: ignoring bad endpoint %r for %d", self.id, endpoint, nid)
                 continue
             if peers.set_address(nid, endpoint):
-                tree.set(str(nid).encode(), endpoint.encode())
+                tree.set(str(nid).encode(), endpoint.encode(), carry=True)
 
     def _on_conf_applied(self, index: int, cc: ConfChange) -> None:
         _log.info(
@@ -493,7 +493,7 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
             if cc.node_id == self.id:
                 _log.warning("node %d: this node was removed from the cluster", self.id)
             elif self._peers is not None and self._store is not None:
-                self._store.tree(PEERS_TREE).delete(str(cc.node_id).encode())
+                self._store.tree(PEERS_TREE).delete(str(cc.node_id).encode(), carry=True)
                 self._peers.attributes.forget(cc.node_id)
                 self._peers.spawn(self._peers.forget(cc.node_id), f"forget-{cc.node_id}")
 

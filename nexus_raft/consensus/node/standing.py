@@ -142,9 +142,10 @@ class Standing:
         """A configuration change was applied (committed) at ``index``."""
         key = str(cc.node_id).encode()
         if cc.type is not ConfChangeType.REMOVE:
-            self._removed.delete(key)
+            self._removed.delete(key, carry=True)
             return
-        self._removed.set(key, str(index).encode())
+        # Carried: applied state, durable in order with the state machine's.
+        self._removed.set(key, str(index).encode(), carry=True)
         if cc.node_id == self._id and not self._done:
             self._spawn(self._confirm_own_removal(index))
 
