@@ -90,6 +90,7 @@ class Member:
             and self.node is not None
             and self.booted is not None
             and self.booted.done()
+            and not self.booted.cancelled()  # its starter was cancelled while it waited
             and not self.booted.exception()
             and self.booted.result()
         )
