@@ -150,7 +150,8 @@ class Member:
         self.booted = loop.create_future()
         loop.create_task(self._boot(node, self.booted), context=ctx)
         sim.trace("start", f"member {self.id} (process {proc.name})")
-        return await self.booted
+        # Shielded: the member's boot goes on when whoever started it stops waiting.
+        return await asyncio.shield(self.booted)
 
     async def _boot(self, node: RaftNode, booted: asyncio.Future[bool]) -> None:
         try:
