@@ -11,7 +11,8 @@ Rules:
 - Witness: a re-sent entry that carries a payload the stored copy lacks is
   rewritten (an "upgrade"); payloads at or below the leader's payload floor
   (capped by the commit index) are dropped via ``Ready.payload_floor``; every
-  successful AppendResponse carries ``payload_index``.
+  successful AppendResponse carries ``payload_index`` (also the answer to the
+  append that made the node a witness).
 - An acknowledgement leaves only with the entries it names persisted: one
   still queued when a newer leader replaces those entries is withdrawn
   (``_drop_overwritten_acks``).
@@ -113,10 +114,15 @@ class FollowerSide(RaftState):
             if written[0].index <= old_last:
                 self._drop_overwritten_acks(written[0].index)
             self.note_appended(written)
-            if witness and written[0].index <= self.payload_hi:
+            if written[0].index <= self.payload_hi:
                 self.payload_hi = written[0].index - 1
         payload_index = 0
-        if witness:
+        # Asked again after the append: the entries may have made this node a
+        # witness (its ADD_WITNESS among them). It then answers as one, with
+        # what it really stored; 0 would leave a single full voter's leader,
+        # which counts this witness as a payload holder, waiting for an answer
+        # that never comes when it has nothing more to send.
+        if self.is_witness:
             self._witness_floor(m.payload_floor)
             payload_index = min(self.witness_payload_index(), last_new)
         self.send(
