@@ -10,6 +10,9 @@ states that exposed the bugs are reached again, not a hand-made copy.
 - 2174: a follower's answer to InstallSnapshot was lost when the install
   withdrew older acknowledgements (the core rebuilt its outgoing list), so
   the leader sent snapshot after snapshot and the follower never caught up.
+- 759: a member restarted with an appended "add N" entry whose address write
+  the crash lost; it never learned N's address, and with voters {it, N} no
+  leader was ever elected again.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pytest
 from tests.sim_node.runner import run_seed
 
 
-@pytest.mark.parametrize("seed", [1362, 2174])
+@pytest.mark.parametrize("seed", [759, 1362, 2174])
 def test_seed_that_found_a_bug_passes(seed: int) -> None:
     res = run_seed(seed)
     assert res.violation is None, res.trace.excerpt(60)

@@ -233,6 +233,11 @@ class LogStore:
         with self._lock:
             return self._hard, conf_state_after(self._snap.conf_state, self._conf)
 
+    def conf_entries(self) -> tuple[Entry, ...]:
+        """The configuration entries above the snapshot, in log order (held in memory)."""
+        with self._lock:
+            return tuple(self._conf)
+
     def conf_state_at(self, index: int) -> ConfState:
         """The configuration as of ``index`` (snapshot index <= index <= last index).
 

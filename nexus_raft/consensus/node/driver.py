@@ -174,6 +174,7 @@ class Driver:
 
     def start(self) -> None:
         """Start ticking and processing the inbox."""
+        self._relearn_addresses()
         loop = asyncio.get_running_loop()
         self._next_tick = loop.time() + self._tick_interval
         self._timer = loop.call_at(self._next_tick, self._on_tick)
@@ -480,6 +481,32 @@ class Driver:
             self.leader_changed = asyncio.Event()
         if old_role is Role.LEADER and ss.role is not Role.LEADER:
             _log.info("node %d: stepped down (now %s)", self.id, ss.role.value)
+
+    def _relearn_addresses(self) -> None:
+        """Learn again the endpoints of the log's configuration entries (at start).
+
+        An entry's endpoint is recorded after the entry is saved, with a write
+        that becomes durable only with the next synced one: a crash in between
+        leaves a member in the configuration whose address nobody knows, and
+        the core would send to it in vain for ever (node simulator seeds 209
+        and 759: voters {this node, that member}, no leader ever again). The
+        log holds the entries, so the addresses are read back from it; a
+        later removal in the log drops what an earlier entry taught.
+        """
+        learned: dict[int, str] = {}
+        for e in self.log.conf_entries():
+            if not e.data:
+                continue
+            try:
+                cc = ConfChange.decode(e.data)
+            except ValueError:
+                continue
+            if cc.type is ConfChangeType.REMOVE:
+                learned.pop(cc.node_id, None)
+            elif cc.context:
+                learned[cc.node_id] = cc.context.decode("utf-8", "replace")
+        if learned:
+            self._on_addresses(learned)
 
     def _note_conf_entries(self, entries: tuple[Entry, ...]) -> None:
         """Learn endpoints from configuration entries as soon as they are appended.
