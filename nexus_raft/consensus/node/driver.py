@@ -46,10 +46,7 @@ from nexus_raft.consensus.core.messages import (
     NONE,
     AppendRequest,
     AppendResponse,
-    ConfChange,
-    ConfChangeType,
     Entry,
-    EntryType,
     HardState,
     Heartbeat,
     HeartbeatResponse,
@@ -71,6 +68,7 @@ from nexus_raft.consensus.log.store import LogStore
 from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.answers import Answers, RequestRefused
 from nexus_raft.consensus.node.apply import Applier, Proposals
+from nexus_raft.consensus.node.conf_addresses import conf_addresses
 from nexus_raft.consensus.node.metrics import NodeMetrics
 from nexus_raft.consensus.node.peers import Peers
 from nexus_raft.consensus.node.send import (
@@ -485,26 +483,10 @@ class Driver:
     def _relearn_addresses(self) -> None:
         """Learn again the endpoints of the log's configuration entries (at start).
 
-        An entry's endpoint is recorded after the entry is saved, with a write
-        that becomes durable only with the next synced one: a crash in between
-        leaves a member in the configuration whose address nobody knows, and
-        the core would send to it in vain for ever (node simulator seeds 209
-        and 759: voters {this node, that member}, no leader ever again). The
-        log holds the entries, so the addresses are read back from it; a
-        later removal in the log drops what an earlier entry taught.
+        Their recording is durable only with the next synced write, so a crash
+        could lose it while the entry stays (node simulator seeds 209, 759).
         """
-        learned: dict[int, str] = {}
-        for e in self.log.conf_entries():
-            if not e.data:
-                continue
-            try:
-                cc = ConfChange.decode(e.data)
-            except ValueError:
-                continue
-            if cc.type is ConfChangeType.REMOVE:
-                learned.pop(cc.node_id, None)
-            elif cc.context:
-                learned[cc.node_id] = cc.context.decode("utf-8", "replace")
+        learned = conf_addresses(self.log.conf_entries(), forget_removed=True)
         if learned:
             self._on_addresses(learned)
 
@@ -514,15 +496,7 @@ class Driver:
         The core starts sending to a new member when the entry is appended
         (not when it commits), so the address must be known from then on.
         """
-        learned: dict[int, str] = {}
-        for e in entries:
-            if e.type is EntryType.CONF_CHANGE and e.data:
-                try:
-                    cc = ConfChange.decode(e.data)
-                except ValueError:
-                    continue
-                if cc.type is not ConfChangeType.REMOVE and cc.context:
-                    learned[cc.node_id] = cc.context.decode("utf-8", "replace")
+        learned = conf_addresses(entries, forget_removed=False)
         if learned:
             self._on_addresses(learned)
 
