@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from nexus_raft.cli.interrupt import run_interruptible
 from nexus_raft.kv.client.client import Client
 
 __all__ = ["Options", "call", "emit", "new_client", "opts", "run"]
@@ -66,7 +67,7 @@ def call(ctx: typer.Context, work: Callable[[Client], Awaitable[_T]]) -> _T:
         async with new_client(o) as client:
             return await work(client)
 
-    return asyncio.run(go())
+    return run_interruptible(go)
 
 
 def emit(ctx: typer.Context, human: str, data: Any) -> None:
