@@ -217,12 +217,26 @@ def heal_and_check_liveness(c: Cluster, ops: Ops) -> None:
 
 
 def commit_marker(c: Cluster, ops: Ops, bound: int, when: str) -> SimNode:
-    """Tick until a full-member leader has applied a fresh entry; returns that leader."""
+    """Tick until a full-member leader has applied a fresh entry; returns that leader.
+
+    ``bound`` ticks without replication progress fail the check; while the
+    leader's followers' match indexes still move (a member far behind being
+    caught up, which with one message in flight of a few entries takes a
+    while: seed 8279), the deadline moves with them, up to ten bounds in all.
+    """
     deadline = c.now + bound
+    cap = c.now + 10 * bound
+    matched = -1  # the leader's sum of match indexes at the last progress
     marker: tuple[int, int, int] | None = None  # (leader, index, term)
     while c.now < deadline:
         c.tick()
         leader = c.leader()
+        if leader is not None and leader.raft is not None:
+            total = sum(pr.match for pr in leader.raft.prs.values())
+            if total > matched:
+                if matched >= 0:
+                    deadline = min(cap, max(deadline, c.now + bound))
+                matched = total
         if leader is None or leader.witness:
             continue
         if marker is not None and marker[0] == leader.id and leader.term == marker[2]:
