@@ -10,6 +10,7 @@ the application's services added (``extra_servicers``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -28,6 +29,25 @@ from nexus_raft.transport.tls import TLSConfig
 __all__ = ["ExtraServicer", "RaftServer", "ServiceServer"]
 
 _log = logging.getLogger(__name__)
+
+
+class _QuietCancelledRpcs(logging.Filter):
+    """Drop gRPC's report of an RPC task cancelled as the process shuts down.
+
+    When a server stops (or its event loop ends) while a streaming RPC is
+    still open, gRPC's own wrapper task is cancelled and gRPC logs that at
+    ERROR with a traceback ("Exception not handled by _handle_exceptions"):
+    a member that stops on purpose (disk full, removal, SIGTERM) then ends
+    its log with a traceback instead of its one-line reason. Only records
+    whose exception is a cancellation are dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
+
+
+logging.getLogger("grpc._cython.cygrpc").addFilter(_QuietCancelledRpcs())
 
 ExtraServicer = Callable[[grpc.aio.Server], None]
 """Adds another service to the server, e.g. ``lambda s: add_KVServicer_to_server(kv, s)``."""
