@@ -77,6 +77,7 @@ class Cluster:
         # (report -> re-send -> dropped -> report ...).
         self._late_reports: list[tuple[int, int, bool]] = []
         self.witness_led: list[tuple[int, int]] = []  # (term, witness) leaderships seen
+        self.witness_led_at: list[int] = []  # the tick of each of those elections
         self.witness_handovers: list[tuple[int, int, int]] = []  # (tick, witness, target)
         # What this run exercised (crashes, installs, reads, ...), summed over seeds by the CLI.
         self.stats: Counter[str] = Counter()
@@ -238,6 +239,7 @@ class Cluster:
                 self.hit(self.stats, "transfer completed")
             if n.witness:
                 self.witness_led.append((term, n.id))
+                self.witness_led_at.append(self.now)
                 self.stats["witness led"] += 1
             elif n.raft is not None and n.id not in n.raft.conf_state.voters:
                 self.hit(self.stats, "leader elected during its own removal")

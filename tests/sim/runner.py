@@ -335,11 +335,12 @@ def witness_stall(c: Cluster, ops: Ops) -> None:
         c.stats["stall case: witness restarted"] += 1
     if c.rng.random() < 0.5:
         _metadata_tail(c, ops, L, F, wit, target)
-    # Leaderships the witness had before the crash; one after it is a new
-    # entry (a campaign begun in the crash's tick wins a term that some node
-    # already held at the crash, so terms cannot tell it: seed 4131).
-    led_before = len(c.witness_led)
+    # The witness counts as having led for the recovery when it leads at the
+    # crash or is elected in the crash's tick or later (terms cannot tell:
+    # a campaign begun in the crash's tick wins a term some node already
+    # held, seed 4131; an election in that tick just before it, seed 13374).
     crash_tick = c.now
+    witness_leading = ops.leader_is(wit)
     c.crash(L, "(the leader)")
     c.net.heal()
     # The recovery is about the witness's rules, not about surviving a storm:
@@ -360,7 +361,9 @@ def witness_stall(c: Cluster, ops: Ops) -> None:
 
     _until(c, bound, recovered, f"full member n{fid} leads and applied {target}")
     f_lacks = bool(lacked) and lacked[0]
-    if f_lacks and not any(w == wit.id for _, w in c.witness_led[led_before:]):
+    elections = zip(c.witness_led, c.witness_led_at, strict=True)
+    led = witness_leading or any(w == wit.id and at >= crash_tick for (_, w), at in elections)
+    if f_lacks and not led:
         raise Violation("witness stall", f"witness n{wit.id} never led after the crash")
     for a in committed:
         got = c.check.applied.get(a.index)
