@@ -144,6 +144,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def one_line(text: str) -> str:
+    """``text`` as the single line a program prints for an error."""
+    return _one_line(text)
+
+
 def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> int:
     """Run ``app`` like a console script; return the exit status.
 

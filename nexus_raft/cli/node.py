@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -35,7 +36,14 @@ from typing import Annotated
 
 import typer
 
-from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+from nexus_raft.cli.common import (
+    fail,
+    one_line,
+    parse_endpoints,
+    parse_peers,
+    run_app,
+    setup_logging,
+)
 from nexus_raft.cli.loops import EVENT_LOOPS, run_on, uvloop_available
 from nexus_raft.cli.member import (
     Joining,
@@ -332,8 +340,14 @@ async def serve(
             loop.remove_signal_handler(sig)
     if node.failure is not None:
         # A member that cannot write its data exits (status 1) rather than
-        # serve a state it can no longer keep; restart it once fixed.
-        fail(node.failure, 1)
+        # serve a state it can no longer keep; restart it once fixed. It
+        # leaves at once, with its one line: the event loop's teardown would
+        # cancel gRPC's leftover RPC tasks, which gRPC reports with a
+        # traceback after that line (the node is already shut down).
+        print(f"nexus-node: error: {one_line(node.failure)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        logging.shutdown()
+        os._exit(1)
     _log.info("member %d stopped", config.id)
     if node.halted is not None:
         raise node.halted.error
