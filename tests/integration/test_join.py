@@ -44,6 +44,9 @@ def test_a_new_member_joins_by_itself_and_becomes_a_voter(make_cluster: MakeClus
     wait_until("member 4 to be a voter", lambda: _kinds(cluster).get(4) == "voter", 60)
     took = time.monotonic() - start
     print(f"--join to voter: {took:.2f}s (process start, catch-up by snapshot, promotion)")
+    # The cluster may show the promotion before the member logged it.
+    wait_until("member 4 to log its promotion",
+               lambda: "promoted to voter" in new.log_tail(200), 30)  # fmt: skip
     log = new.log_tail(200)
     assert "added to cluster" in log and "promoted to voter" in log, log
     # --promote-lag 5: promoted only once at most 5 entries behind the leader.
