@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.harness import wait_until
 from tests.lin.checker import Verdict, check_history
 from tests.lin.history import History
 from tests.netns.lab import Lab, available
@@ -85,13 +86,15 @@ class NetCluster:
 
     def wait_leader(self, timeout: float, among: list[int] | None = None,
                     not_: int | None = None) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def found() -> int | None:
             got = self.leader(among)
-            if got is not None and got != not_:
-                return got
-            time.sleep(0.5)
-        raise AssertionError(f"no leader among {among} within {timeout}s\n{self.logs()}")
+            return got + 1 if got is not None and got != not_ else None  # 0 is a member
+
+        try:
+            return wait_until(f"a leader among {among}", found, timeout, interval=0.5) - 1
+        except AssertionError:
+            detail = f"no leader among {among} within {timeout}s\n{self.logs()}"
+            raise AssertionError(detail) from None
 
     def logs(self, lines: int = 15) -> str:
         out = []
@@ -139,6 +142,19 @@ def _start_workload(nodes: NetCluster, seconds: float, clients: int, seed: int,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
+def _hold(proc: subprocess.Popen[str], seconds: float) -> None:
+    """Keep the network as it is for ``seconds`` while the workload runs.
+
+    Waits on the workload process with that deadline: a workload that ends
+    early (it crashed) fails the test at once instead of after the scenario.
+    """
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return
+    raise AssertionError(f"the workload ended early (status {proc.returncode})")
+
+
 def _finish(nodes: NetCluster, proc: subprocess.Popen[str], out: Path) -> dict:  # type: ignore[type-arg]
     """Wait for the workload, check its history; returns its summary."""
     try:
@@ -165,14 +181,14 @@ def _completed_between(summary: dict, t0: float, t1: float) -> int:  # type: ign
 def test_isolated_leader_is_replaced_and_rejoins(cluster: NetCluster, tmp_path: Path) -> None:
     out = tmp_path / "history.jsonl"
     proc = _start_workload(cluster, 18, 3, 1, out)
-    time.sleep(3)
+    _hold(proc, 3)
     old = cluster.wait_leader(30)
     cluster.lab.isolate(old)
     cut_at = time.time()
     others = [i for i in range(3) if i != old]
     new = cluster.wait_leader(30, among=others)
     elected_at = time.time()
-    time.sleep(4)
+    _hold(proc, 4)
     healed_at = time.time()
     cluster.lab.heal()
     summary = _finish(cluster, proc, out)
@@ -190,12 +206,12 @@ def test_bridge_partition_keeps_the_cluster_writable(
 ) -> None:
     out = tmp_path / "history.jsonl"
     proc = _start_workload(cluster, 16, 3, 2, out)
-    time.sleep(3)
+    _hold(proc, 3)
     leader = cluster.wait_leader(30)
     a = (leader + 1) % 3  # cut off from the leader; the third member bridges them
     cluster.lab.split(leader, a)
     t0 = time.time()
-    time.sleep(8)
+    _hold(proc, 8)
     t1 = time.time()
     during = cluster.leader()
     cluster.lab.heal()
@@ -212,7 +228,7 @@ def test_random_cuts_with_concurrent_clients(cluster: NetCluster, tmp_path: Path
     lab = cluster.lab
     faults: list[str] = []
     stop = time.monotonic() + run_for - 6  # the last seconds stay healed
-    time.sleep(2)
+    _hold(proc, 2)
     kinds = ["isolate", "bridge", "one-way", "heal"]
     rng.shuffle(kinds)  # a rotation: every kind of fault happens in every run
     n = 0
@@ -228,7 +244,7 @@ def test_random_cuts_with_concurrent_clients(cluster: NetCluster, tmp_path: Path
         elif kind == "one-way":
             lab.cut(a, b)
         faults.append(f"{kind}: {lab.describe()}")
-        time.sleep(rng.uniform(1.0, 2.5))
+        _hold(proc, rng.uniform(1.0, 2.5))
     lab.heal()
     _finish(cluster, proc, out)
     assert {f.split(":")[0] for f in faults} >= {"isolate", "bridge", "one-way"}, faults
