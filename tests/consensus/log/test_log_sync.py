@@ -28,6 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.consensus.log.strace_lines import CALL as _CALL
+from tests.consensus.log.strace_lines import opened_log
+
 STRACE = shutil.which("strace")
 
 pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
@@ -61,9 +64,6 @@ for n in range(24):  # 24 Readies of 1 MiB: LevelDB's 4 MiB memtable rotates ~5 
 store.close()
 """
 
-_CALL = re.compile(r"^(\d+)\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()(.*)$")
-_RESULT = re.compile(r"=\s+(-?\d+)")
-_LOG_FILE = re.compile(r'"([^"]*/\d+\.log)"')
 _FD = re.compile(r"^\s*(\d+)")
 
 
@@ -90,21 +90,9 @@ def follow(lines: list[str]) -> Trace:
         pid, resumed, call, rest = m.group(1), m.group(2), m.group(3), m.group(4)
         name = resumed or call
         if name == "openat":
-            if call is not None:
-                path = _LOG_FILE.search(rest)
-                if path is None:
-                    continue
-                if "<unfinished" in rest:
-                    pending_open[pid] = path.group(1)
-                    continue
-                target = path.group(1)
-            else:
-                target = pending_open.pop(pid, "")
-                if not target:
-                    continue
-            res = _RESULT.search(rest)
-            if res is not None and int(res.group(1)) >= 0:
-                open_fds[int(res.group(1))] = target
+            opened = opened_log(pid, call, rest, pending_open)
+            if opened is not None:
+                open_fds[opened[0]] = opened[1]
                 out.rotations += 1
             continue
         if call is None:
