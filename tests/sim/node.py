@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from nexus_raft.consensus.core.membership import apply_conf_change
 from nexus_raft.consensus.core.memory_storage import MemoryStorage
-from nexus_raft.consensus.core.messages import Entry, EntryType, Role
+from nexus_raft.consensus.core.messages import ConfChange, Entry, EntryType, Role
 from nexus_raft.consensus.core.raft import Raft
 from nexus_raft.consensus.core.storage import LogCompacted, LogUnavailable
 from tests.sim.checker import ReadIssue, Violation
@@ -61,6 +62,26 @@ def holds(m: SimNode, index: int, term: int) -> bool:
         return False
     e = st.entries(index, index + 1)[0]
     return e.term == term and e.data is not None
+
+
+def fewest_voters(m: SimNode, lo: int) -> int:
+    """Fewest voters of any configuration in effect in ``m``'s log at index ``lo`` or later.
+
+    A leader commits with its newest configuration, which takes effect when
+    appended, so entries from ``lo`` on were committed by one of these; by the
+    time the commit is persisted the newest may already hold a later change
+    (seed 17740: a removal down to one voter commits the tail on the leader's
+    copy alone, then a witness is added before that Ready is persisted).
+    """
+    st = m.storage
+    cs = st.snapshot().conf_state
+    fewest = len(m.raft.conf_state.voters) if m.raft is not None else len(cs.voters)
+    for e in st.entries(st.first_index(), st.last_index() + 1):
+        if e.type is EntryType.CONF_CHANGE and e.data is not None:
+            cs = apply_conf_change(cs, ConfChange.decode(e.data))
+        if e.index >= lo:
+            fewest = min(fewest, len(cs.voters))
+    return fewest
 
 
 def check_floor(n: SimNode, ents: tuple[Entry, ...]) -> None:
