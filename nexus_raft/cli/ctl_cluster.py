@@ -1,7 +1,8 @@
 """``nexusctl status``, ``members`` and ``endpoint status|health``: the cluster's health.
 
-Every member is asked directly and concurrently (a member that does not
-answer within ``min(--timeout, 2 s)`` is shown as down); the list of members
+Every member is asked directly and concurrently, once (a member that
+refuses the connection, or does not answer within ``min(--timeout, 2 s)``,
+is shown as down at once); the list of members
 comes from the membership (the leader's view when it answers), merged with
 the ``--endpoints`` given, so one live endpoint is enough to see them all.
 """
@@ -88,7 +89,7 @@ async def _probe_all(
     async def one(endpoint: str, member: MemberInfo | None) -> Probe:
         start = time.monotonic()
         try:
-            info = await client.status(endpoint=endpoint, timeout=timeout)
+            info = await client.status(endpoint=endpoint, timeout=timeout, fail_fast=True)
         except NexusRaftError as exc:
             return Probe(
                 endpoint, member, error=_reason(exc, endpoint), took=time.monotonic() - start
@@ -221,11 +222,15 @@ def endpoint_health(ctx: typer.Context) -> None:
                 try:
                     if member is not None and member.kind == "witness":
                         # A witness serves no reads: healthy when it knows a leader.
-                        info = await client.status(endpoint=endpoint, timeout=timeout)
+                        info = await client.status(
+                            endpoint=endpoint, timeout=timeout, fail_fast=True
+                        )
                         if info.leader_id is None:
                             error = "no leader"
                     else:
-                        await client.get_with_revision("health", endpoint=endpoint, timeout=timeout)
+                        await client.get_with_revision(
+                            "health", endpoint=endpoint, timeout=timeout, fail_fast=True
+                        )
                 except NexusRaftError as exc:
                     error = _reason(exc, endpoint)
                 took = time.monotonic() - start

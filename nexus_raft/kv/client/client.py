@@ -290,13 +290,20 @@ class Client:
         serializable: bool = False,
         timeout: float | None = None,
         endpoint: str | None = None,
+        fail_fast: bool = False,
     ) -> tuple[bytes | None, int]:
-        """``(value or None, revision)`` of ``key``; ``endpoint``: read through that member."""
+        """``(value or None, revision)`` of ``key``; ``endpoint``: read through that member.
+
+        ``fail_fast`` (with ``endpoint``): raise after one attempt when the
+        member cannot be reached (a probe), instead of retrying until the deadline.
+        """
         k = as_key(key)
         deadline = self._deadline(timeout)
         if serializable or endpoint is not None:
             req = kv_pb2.GetRequest(cluster_id=self._cluster_id, key=k, serializable=serializable)
-            resp, _ = await self._router.call("Get", req, deadline=deadline, endpoint=endpoint)
+            resp, _ = await self._router.call(
+                "Get", req, deadline=deadline, endpoint=endpoint, fail_fast=fail_fast
+            )
         else:
             op = kv_pb2.BatchOp(get=kv_pb2.GetRequest(key=k))
             resp = (await self._batcher.submit(op, deadline)).get
@@ -403,9 +410,15 @@ class Client:
     # --- cluster --------------------------------------------------------------------
 
     async def status(
-        self, *, endpoint: str | None = None, timeout: float | None = None
+        self, *, endpoint: str | None = None, timeout: float | None = None,
+        fail_fast: bool = False,
     ) -> NodeInfo:
         """A member's status: ``endpoint``'s own view, or the cluster's.
+
+        With ``endpoint`` and ``fail_fast``: a member that cannot be reached
+        (refused, silent for the attempt timeout) raises after one attempt
+        instead of being retried until the deadline (how ``nexusctl`` probes
+        each member).
 
         Without ``endpoint``: the view of the member that is confirmed to
         lead right now, found by asking every known member at once (see
@@ -421,7 +434,7 @@ class Client:
         else:
             req = kv_pb2.StatusRequest(cluster_id=self._cluster_id)
             resp, target = await self._router.call(
-                "Status", req, deadline=deadline, endpoint=endpoint
+                "Status", req, deadline=deadline, endpoint=endpoint, fail_fast=fail_fast
             )
             info = NodeInfo.from_pb(target, resp)
         for member in info.members:  # endpoint auto-sync

@@ -369,10 +369,15 @@ class Router:
         deadline: float,
         endpoint: str | None = None,
         learn_leader: bool = False,
+        fail_fast: bool = False,
     ) -> tuple[Any, str]:
         """Send ``request`` with ``method`` until a member answers OK; return (response, target).
 
         ``endpoint``: only ever ask that member (NOT_LEADER is then final).
+        ``fail_fast`` (with ``endpoint``): a member that cannot be reached
+        (refused, reset, silent for the attempt timeout) costs one attempt
+        and the call raises, instead of retrying it until the deadline; an
+        answer with a retryable error code is still retried.
         ``learn_leader``: the request must run on the leader (writes and
         membership changes), so an OK answer means the target leads or
         forwarded to the leader it names (see :meth:`note_served`); reads and
@@ -414,6 +419,8 @@ class Router:
                 _log.debug("%s to %s failed: %s", method, target, last)
                 unreachable.add(target)
                 self.mark_failed(target, unreachable=True)
+                if fixed is not None and fail_fast:
+                    raise last from None
                 if fixed is None and len(self._known) > len(unreachable):
                     continue  # another member may answer at once: no backoff
                 await _sleep_within(backoff.delay(), deadline, loop)

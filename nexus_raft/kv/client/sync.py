@@ -142,9 +142,14 @@ class SyncClient:
         """See :meth:`Client.watch`; returns a blocking iterator."""
         return SyncWatch(self, self._run(_open_watch(self._client, prefix, start_revision)))
 
-    def status(self, *, endpoint: str | None = None, timeout: float | None = None) -> NodeInfo:
+    def status(
+        self, *, endpoint: str | None = None, timeout: float | None = None,
+        fail_fast: bool = False,
+    ) -> NodeInfo:
         """See :meth:`Client.status`."""
-        return self._run(self._client.status(endpoint=endpoint, timeout=timeout))
+        return self._run(
+            self._client.status(endpoint=endpoint, timeout=timeout, fail_fast=fail_fast)
+        )
 
     def members(self, *, timeout: float | None = None) -> list[MemberInfo]:
         """See :meth:`Client.members`."""
