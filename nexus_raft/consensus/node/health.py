@@ -30,6 +30,7 @@ from nexus_raft.consensus.node.alerts import Alerts
 from nexus_raft.consensus.node.status import NodeStatus
 from nexus_raft.consensus.node.tasks import cancel_and_wait
 from nexus_raft.errors import NexusRaftError
+from nexus_raft.transport.reflection import reflection_pool
 
 __all__ = ["HealthMonitor", "QuorumView", "ServiceNames", "quorum_view"]
 
@@ -155,7 +156,9 @@ class HealthMonitor:
             return
         names = [*self.services.names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         names.append(reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
+        # One pool over the default pool and the transport's private ones
+        # (the etcd API's), so every listed service can also be described.
+        reflection.enable_server_reflection(names, server, pool=reflection_pool(names))
 
     async def prepare(self) -> None:
         """Answer NOT_SERVING until the first check (call before the server starts)."""
