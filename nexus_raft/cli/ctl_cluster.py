@@ -19,7 +19,7 @@ import typer
 from nexus_raft.cli.common import CliError
 from nexus_raft.cli.ctl_base import emit, new_client, opts, run
 from nexus_raft.cli.output import duration, size, table
-from nexus_raft.errors import NexusRaftError
+from nexus_raft.errors import ClusterMismatch, NexusRaftError
 from nexus_raft.kv.client.client import Client
 from nexus_raft.kv.client.router import normalize_endpoint
 from nexus_raft.kv.client.types import MemberInfo, NodeInfo
@@ -55,12 +55,17 @@ class Probe:
     info: NodeInfo | None = None
     error: str = ""
     took: float = 0.0
+    foreign: bool = False  # it serves another cluster than the one the client talks to
 
 
 async def _view(client: Client, timeout: float) -> NodeInfo | None:
     """The membership as the leader (else any member) sees it; None if nobody answers."""
     try:
         return await client.status(timeout=timeout)
+    except ClusterMismatch as exc:
+        # Endpoints of two clusters: say so, never show one cluster's view
+        # with the other's members probed beside it.
+        raise CliError(str(exc)) from None
     except NexusRaftError:
         return None
 
@@ -92,23 +97,38 @@ async def _probe_all(
             info = await client.status(endpoint=endpoint, timeout=timeout, fail_fast=True)
         except NexusRaftError as exc:
             return Probe(
-                endpoint, member, error=_reason(exc, endpoint), took=time.monotonic() - start
-            )
+                endpoint, member, error=_reason(exc, endpoint), took=time.monotonic() - start,
+                foreign=isinstance(exc, ClusterMismatch),
+            )  # fmt: skip
         return Probe(endpoint, member, info, took=time.monotonic() - start)
 
     return list(await asyncio.gather(*(one(e, m) for e, m in targets)))
 
 
-def _gather(ctx: typer.Context) -> tuple[NodeInfo | None, list[Probe]]:
+def _gather(ctx: typer.Context) -> tuple[NodeInfo | None, list[Probe], str]:
+    """The cluster's view, every member probed, and why the endpoints are mixed ("": not)."""
     o = opts(ctx)
     timeout = min(o.timeout, _PROBE_SECONDS)
 
-    async def go() -> tuple[NodeInfo | None, list[Probe]]:
+    async def go() -> tuple[NodeInfo | None, list[Probe], str]:
         async with new_client(o, attempt_timeout=timeout) as client:
             view = await _view(client, o.timeout)
-            return view, await _probe_all(client, _targets(view, o.endpoints), timeout)
+            probes = await _probe_all(client, _targets(view, o.endpoints), timeout)
+            return view, probes, _mixed_clusters(client.cluster_id, probes)
 
     return run(go())
+
+
+def _mixed_clusters(client_cluster: str | None, probes: list[Probe]) -> str:
+    """A sentence when some endpoints serve another cluster than the client's, else ""."""
+    foreign = [p.endpoint for p in probes if p.foreign]
+    if not foreign:
+        return ""
+    return (
+        f"{', '.join(foreign)} serve another cluster than "
+        f"{client_cluster or 'the other endpoints'}: the endpoints name members of two "
+        "clusters (remove the other cluster's members, or give --cluster-id)"
+    )
 
 
 def _leader_view(view: NodeInfo | None, probes: list[Probe]) -> NodeInfo | None:
@@ -132,7 +152,7 @@ def _status_row(p: Probe, leader: NodeInfo | None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "endpoint": p.endpoint,
         "id": info.id if info else (p.member.id if p.member else None),
-        "state": "up" if info else "down",
+        "state": "up" if info else ("other cluster" if p.foreign else "down"),
         "version": info.version if info else None,
         "is_leader": info.is_leader if info else False,
         "kind": info.kind if info else (p.member.kind if p.member else None),
@@ -158,7 +178,7 @@ def _cell(value: Any) -> str:
 @endpoint_app.command("status")
 def endpoint_status(ctx: typer.Context) -> None:
     """Each member's own view: id, version, leader?, kind, term, indexes, contact, lag, size."""
-    view, probes = _gather(ctx)
+    view, probes, mixed = _gather(ctx)
     leader = _leader_view(view, probes)
     rows = [_status_row(p, leader) for p in probes]
     header = (
@@ -198,6 +218,8 @@ def endpoint_status(ctx: typer.Context) -> None:
         ],
     )
     emit(ctx, human, rows)
+    if mixed:
+        raise CliError(mixed)
     if not any(r["state"] == "up" for r in rows):
         raise CliError("no member answered")
 
@@ -318,7 +340,9 @@ def _members_table(rows: list[dict[str, Any]]) -> str:
 
 def members(ctx: typer.Context) -> None:
     """List the members with kind, role, health, last contact and lag (the leader's view)."""
-    view, probes = _gather(ctx)
+    view, probes, mixed = _gather(ctx)
+    if mixed:
+        raise CliError(mixed)
     if view is None and not any(p.info for p in probes):
         raise CliError(
             "no member answered: " + "; ".join(f"{p.endpoint}: {p.error}" for p in probes)
@@ -355,7 +379,9 @@ def status(
         info: NodeInfo | None = run(one())
         probes: list[Probe] = []
     else:
-        info, probes = _gather(ctx)
+        info, probes, mixed = _gather(ctx)
+        if mixed:
+            raise CliError(mixed)
         if info is None:
             answered = [p.info for p in probes if p.info is not None]
             if not answered:

@@ -15,6 +15,9 @@ from collections.abc import Callable
 
 import pytest
 
+from nexus_raft.errors import ClusterMismatch
+from nexus_raft.kv.client.sync import SyncClient
+
 from .harness import REPO_ROOT, ProcessCluster
 
 pytestmark = pytest.mark.process
@@ -84,3 +87,37 @@ def test_status_without_a_quorum_names_no_leader(make_cluster: MakeCluster) -> N
     # down, but it cannot confirm that: status names no leader.
     assert info.leader_id is None, info
     assert took < 5.0
+
+
+def test_endpoints_of_two_clusters_are_reported_never_mixed(make_cluster: MakeCluster) -> None:
+    """One client, endpoints of a 3-member cluster A and a 1-member cluster B
+    (a member's address reused by another cluster; no --cluster-id). B's lone
+    member confirms its leadership fastest, so ``status()`` used to return B's
+    view, make B the client's leader, and the next write landed in B while the
+    first had gone to A; ``nexusctl members`` printed B's membership. Now the
+    client takes the cluster of the first member that answers and every
+    request carries it: the other cluster refuses, loudly, and no client ever
+    writes to both."""
+    a = make_cluster(3)
+    b = make_cluster(1)
+    endpoints = [*a.endpoints(), *b.endpoints()]
+    for round_ in range(3):
+        with SyncClient(endpoints, timeout=10.0) as client:
+            for step in ("first", "then"):
+                try:
+                    client.put(f"mixed/{round_}/{step}", b"x")
+                    if step == "first":
+                        client.status()
+                except ClusterMismatch as exc:
+                    assert "cluster" in str(exc)
+                    break
+        holders = {name for name, cluster in (("a", a), ("b", b))
+                   if cluster.client().list_keys(f"mixed/{round_}/")}  # fmt: skip
+        assert len(holders) <= 1, f"round {round_}: writes in both clusters"
+    out = subprocess.run(
+        [sys.executable, "-m", "nexus_raft.cli.ctl", "--endpoints", ",".join(endpoints),
+         "members"],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )  # fmt: skip
+    assert out.returncode == 1 and "members of two clusters" in out.stderr, out

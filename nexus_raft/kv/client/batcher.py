@@ -61,12 +61,10 @@ class Batcher:
         self,
         router: Router,
         *,
-        cluster_id: str,
         max_batch: int = 256,
         max_inflight: int = 4,
     ) -> None:
         self._router = router
-        self._cluster_id = cluster_id
         self._max_batch = max_batch
         self._max_inflight = max_inflight
         self._eager = min(_EAGER_INFLIGHT, max_inflight)
@@ -153,7 +151,9 @@ class Batcher:
 
     async def _send_once(self, items: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
-        request = kv_pb2.BatchRequest(cluster_id=self._cluster_id, ops=[i.op for i in items])
+        # The router's cluster id: it may have been learned since the client started.
+        ops = [i.op for i in items]
+        request = kv_pb2.BatchRequest(cluster_id=self._router.cluster_id, ops=ops)
         deadline = min(i.deadline for i in items)
         self.batches_sent += 1
         try:

@@ -40,7 +40,7 @@ from nexus_raft.errors import ClusterMismatch, InvalidArgument, NexusRaftError
 from nexus_raft.kv.client.backup import save_backup
 from nexus_raft.kv.client.batcher import Batcher
 from nexus_raft.kv.client.router import Router
-from nexus_raft.kv.client.status import leader_status
+from nexus_raft.kv.client.status import leader_status, pin_cluster
 from nexus_raft.kv.client.types import MemberInfo, NodeInfo, WatchEvent
 from nexus_raft.kv.client.watch import WatchStream
 from nexus_raft.kv.limits import as_key, as_value
@@ -137,7 +137,7 @@ class Client:
             raise TypeError(f"cluster_id must be str or None, not {type(cluster_id).__name__}")
         self._timeout = _check_seconds("timeout", timeout)
         attempt = _check_seconds("attempt_timeout", attempt_timeout)
-        self._cluster_id = cluster_id or ""
+        configured = cluster_id or ""
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random, not {type(rng).__name__}")
         if stub_factory is not None and not callable(stub_factory):
@@ -145,10 +145,12 @@ class Client:
         self._router = Router(
             endpoints, attempt_timeout=attempt, tls=tls, rng=rng, stub_factory=stub_factory
         )
-        self._router.cluster_id = self._cluster_id
+        # The router holds the cluster id every request carries: the one
+        # configured, else the one the first status answer names (see
+        # ``cluster_id``), so one client never mixes two clusters.
+        self._router.cluster_id = configured
         self._batcher = Batcher(
             self._router,
-            cluster_id=self._cluster_id,
             max_batch=_check_count("max_batch", max_batch, 1),
             max_inflight=_check_count("max_inflight_batches", max_inflight_batches, 1),
         )
@@ -157,6 +159,9 @@ class Client:
         self._closed = False
         # Endpoint auto-sync (default on; off under a simulator's stub factory).
         self._auto_sync = stub_factory is None if auto_sync is None else bool(auto_sync)
+        # Without a configured cluster id, learn it before the first request
+        # (same rule as auto-sync: a simulator's members are one cluster).
+        self._router.learn_cluster = not configured and self._auto_sync
         self._sync_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
@@ -187,6 +192,22 @@ class Client:
             await stream.close()
         await self._batcher.close()
         await self._router.close()
+
+    @property
+    def cluster_id(self) -> str | None:
+        """The cluster this client talks to: the ``cluster_id`` given, else the one
+        of the first member it reached (its first call asks that member's
+        status before sending anything); None until known.
+
+        Once known, every request carries it, so a member of another cluster
+        among the endpoints refuses (``ClusterMismatch``) instead of serving:
+        a client never reads from one cluster and writes to another.
+        """
+        return self._router.cluster_id or None
+
+    @property
+    def _cluster_id(self) -> str:
+        return self._router.cluster_id
 
     @property
     def leader(self) -> str | None:
@@ -437,6 +458,7 @@ class Client:
                 "Status", req, deadline=deadline, endpoint=endpoint, fail_fast=fail_fast
             )
             info = NodeInfo.from_pb(target, resp)
+            pin_cluster(self._router, info)
         for member in info.members:  # endpoint auto-sync
             if member.address:
                 with contextlib.suppress(ValueError):

@@ -172,7 +172,11 @@ class Router:
         self._suspect: dict[str, float] = {}
         self._probes: dict[str, asyncio.Task[None]] = {}
         self._last_probe: dict[str, float] = {}
+        # The cluster id every request carries (stamped in call()). Empty:
+        # not known yet; with ``learn_cluster`` the first call asks its
+        # target's Status first and adopts its cluster (see Client.cluster_id).
         self.cluster_id = ""
+        self.learn_cluster = False
         self._closed = False
 
     # --- state ----------------------------------------------------------------------
@@ -302,6 +306,18 @@ class Router:
         if resp.error.code == OK and resp.leader_id and resp.leader_id == resp.id:
             self._leader = self._route = leader
 
+    async def _learn_cluster(self, target: str, timeout: float) -> None:
+        """Adopt ``target``'s cluster id before the first request goes out.
+
+        A request without a cluster id is served by a member of any cluster:
+        a client whose endpoints name members of two clusters would write to
+        both. Once this client has a cluster id, a member of another cluster
+        refuses its requests (CLUSTER_MISMATCH).
+        """
+        resp = await self.stub(target).Status(kv_pb2.StatusRequest(), timeout=timeout)
+        if not self.cluster_id and resp.error.code == OK and resp.cluster_id:
+            self.cluster_id = resp.cluster_id
+
     async def _pipelined(self, target: str, request: Any, timeout: float) -> Any:
         """A Batch call over ``target``'s Pipeline stream (unary if it has none)."""
         pipe = self._pipes.get(target)
@@ -397,6 +413,10 @@ class Router:
             target = fixed or self.current()
             attempt = min(remaining, self._attempt_timeout)
             try:
+                if not self.cluster_id and self.learn_cluster:
+                    await self._learn_cluster(target, attempt)
+                if self.cluster_id and not request.cluster_id:
+                    request.cluster_id = self.cluster_id
                 if method == "Batch" and self.pipeline:
                     resp = await self._pipelined(target, request, attempt)
                 else:

@@ -18,6 +18,12 @@ leader still believes it leads until check-quorum steps it down. So
 
 A member that does not answer within the attempt timeout is skipped: a dead
 or silent member never holds the call for its whole deadline.
+
+A client given no cluster id takes the one of the first member that answers
+(:func:`pin_cluster`); an answer from a member of another cluster then fails
+the call with ``ClusterMismatch`` naming both, instead of returning a view
+of whichever cluster answered first (endpoints that span two clusters are a
+misconfiguration to report, not to guess around).
 """
 
 from __future__ import annotations
@@ -28,15 +34,29 @@ from typing import Any
 
 import grpc
 
-from nexus_raft.errors import NexusRaftError, Timeout, Unavailable
+from nexus_raft.errors import ClusterMismatch, NexusRaftError, Timeout, Unavailable
 from nexus_raft.kv.client.router import Backoff, Router
 from nexus_raft.kv.client.types import NodeInfo
 from nexus_raft.kv.wire import OK, RETRYABLE_CODES, exception_from_error, kv_pb2
 
-__all__ = ["LEADER_WAIT", "leader_status"]
+__all__ = ["LEADER_WAIT", "leader_status", "pin_cluster"]
 
 LEADER_WAIT = 3.0
 """How long ``status()`` keeps asking while no member confirms a leader (elections end sooner)."""
+
+
+def pin_cluster(router: Router, info: NodeInfo) -> None:
+    """Adopt ``info``'s cluster id if the client has none; refuse another cluster's answer."""
+    if not info.cluster_id:
+        return  # a member that does not say (an old version): nothing to compare
+    if not router.cluster_id:
+        router.cluster_id = info.cluster_id
+    elif info.cluster_id != router.cluster_id:
+        raise ClusterMismatch(
+            f"{info.endpoint} is a member of cluster {info.cluster_id}, but this client "
+            f"talks to cluster {router.cluster_id}: the endpoints name members of two "
+            "clusters (remove the other cluster's member, or give the cluster id)"
+        )
 
 
 def _rank(info: NodeInfo, confirmed: bool) -> tuple[int, int, int]:
@@ -57,7 +77,6 @@ async def leader_status(
 ) -> NodeInfo:
     """The cluster's view as described in the module docstring."""
     loop = asyncio.get_running_loop()
-    request = kv_pb2.StatusRequest(cluster_id=cluster_id, confirm_leader=True)
     stop_waiting = min(deadline, loop.time() + LEADER_WAIT)
     backoff = Backoff(router.rng, 0.01, 0.1)
     best: tuple[tuple[int, int, int], NodeInfo] | None = None
@@ -67,6 +86,10 @@ async def leader_status(
         if remaining <= 0:
             break
         attempt = min(remaining, attempt_timeout)
+        # The router's cluster id: given, or learned from an earlier answer.
+        request = kv_pb2.StatusRequest(
+            cluster_id=router.cluster_id or cluster_id, confirm_leader=True
+        )
         asked = router.endpoints
         tasks = [asyncio.ensure_future(_ask(router, t, request, attempt)) for t in asked]
         found: NodeInfo | None = None
@@ -84,6 +107,7 @@ async def leader_status(
                     last = exc
                     continue
                 info = NodeInfo.from_pb(target, resp)
+                pin_cluster(router, info)
                 confirmed = bool(resp.leader_confirmed)
                 if confirmed and info.leader_address:
                     router.learn(info.leader_address)
