@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,12 @@ class HealthMonitor:
 
     ``status`` returns the node's current status (raises NexusRaftError once
     the node stopped); ``election_timeout`` is in seconds.
+
+    ``read_index`` (None on a witness, which serves no reads): once a leader
+    is known after start, one read-index round learns the leader's commit
+    index (``startup_seen``); readiness waits for it and for everything up
+    to it to be applied, so a member restarted far behind is not ready while
+    it catches up.
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class HealthMonitor:
         election_timeout: float,
         interval: float = 1.0,
         apply_lag_seconds: float = 5.0,
+        read_index: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self._status = status
         self._alerts = alerts
@@ -141,6 +148,9 @@ class HealthMonitor:
         self._no_leader_since: float | None = None
         self._behind_since: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._read_index = read_index
+        self.startup_seen: int | None = None if read_index is not None else 0
         self.serving = False
 
     # --- gRPC services --------------------------------------------------------------------
@@ -175,15 +185,35 @@ class HealthMonitor:
     # --- the loop ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start checking every ``interval`` seconds."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="raft-health")
+        """Start checking every ``interval`` seconds (and learning the start-up commit)."""
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="raft-health")
+        if self._read_index is not None and self.startup_seen is None:
+            self._catch_up_task = loop.create_task(self._catch_up(), name="raft-catch-up")
 
     async def stop(self) -> None:
         """Stop checking and answer NOT_SERVING from now on. Idempotent."""
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
+        for task in (self._catch_up_task, self._task):
+            if task is not None:
+                await cancel_and_wait(task)
+        self._task = self._catch_up_task = None
         await self.servicer.enter_graceful_shutdown()
+
+    async def _catch_up(self) -> None:
+        """Learn the leader's commit index once a leader is known (see the class docstring)."""
+        assert self._read_index is not None
+        poll = min(self._interval, 0.05)
+        while self.startup_seen is None:
+            try:
+                if self._status().has_leader:
+                    # Returns once this node applied the leader's commit index.
+                    self.startup_seen = await self._read_index()
+                    _log.info("caught up: applied the commit index %d seen at start-up",
+                              self.startup_seen)  # fmt: skip
+                    return
+            except NexusRaftError:
+                pass  # no leader after all, or the round timed out: try again
+            await asyncio.sleep(poll)
 
     async def _run(self) -> None:
         while True:

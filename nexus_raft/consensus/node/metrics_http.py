@@ -7,7 +7,8 @@ concurrently): one GET or HEAD per connection, answered and closed. Paths:
 * ``/metrics``: Prometheus text exposition of the node's registry;
 * ``/livez``: 200 while the node's driver runs (a failed or stopped node: 503);
 * ``/readyz``: 200 once a leader is known and everything up to the commit
-  index seen at start-up is applied, else 503 with the reason;
+  index seen at start-up (the leader's, learned by a read-index round) is
+  applied, else 503 with the reason;
 * ``/health``: etcd's shape, ``{"health": "true"|"false", "reason": ...}``,
   200 when healthy (a leader is known, no errors) else 503.
 """
@@ -65,6 +66,8 @@ def probe(path: str, status: Callable[[], NodeStatus], registry: CollectorRegist
             return _text(503, f"not ready: {down}")
         if not st.has_leader:
             return _text(503, "not ready: no leader")
+        if not st.caught_up:
+            return _text(503, "not ready: learning the leader's commit index (read index)")
         if st.applied < st.startup_commit:
             return _text(
                 503, f"not ready: applied {st.applied} of the {st.startup_commit} seen at start-up"

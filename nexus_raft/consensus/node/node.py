@@ -23,7 +23,6 @@ import asyncio
 import itertools
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -75,7 +74,6 @@ from nexus_raft.errors import (
 from nexus_raft.storage import Store
 from nexus_raft.storage.backend import StorageBackend
 from nexus_raft.transport.address import NodeAddress
-from nexus_raft.transport.errors import ClusterMismatch
 from nexus_raft.transport.factory import GRPC, PeerTransport
 from nexus_raft.transport.ports import check_listen
 from nexus_raft.transport.ratelimit import LogLimiter
@@ -174,8 +172,9 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
         # Seconds of silence after which a member counts as unreachable.
         self._down_after = max(1.0, 2 * config.election_ticks * config.tick_interval)
         self._health = HealthMonitor(
-            self.status, self.alerts, election_timeout=config.election_ticks * config.tick_interval
-        )
+            self.status, self.alerts, election_timeout=config.election_ticks * config.tick_interval,
+            read_index=None if config.is_witness else self.read_index,
+        )  # fmt: skip
         self._observe = Observability(self, self._health, self.alerts)
         if isinstance(state_machine, ProvidesMetrics):
             self._observe.add_collectors(state_machine.metrics_collectors())
@@ -440,28 +439,18 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
         d.deliver(m)
 
     def _unreachable(self, node_id: int) -> None:
-        stats = self.metrics.peer(node_id)
-        stats.send_failures += 1
         d = self._driver
-        if d is None:
-            return
-        d.unreachable(node_id)
-        if d.role is Role.LEADER:
-            # Silent since its last answer, or since this node leads: a peer
-            # still starting up gets an election timeout's grace.
-            now = time.monotonic()
-            silent = now - max(stats.last_contact, self.metrics.leader_since)
-            if silent > self._down_after:
-                address = self._peers.address(node_id) if self._peers is not None else None
-                never = not stats.last_contact
-                self.alerts.peer_unreachable(node_id, address, None if never else silent)
+        if d is not None:
+            d.unreachable(node_id)
+        address = self._peers.address(node_id) if self._peers is not None else None
+        leading = d is not None and d.role is Role.LEADER
+        self._observe.unreachable(node_id, address, leading, self._down_after)
 
     def _peer_error(self, node_id: int, exc: Exception) -> None:
         if self._standing is not None:
             self._standing.peer_error(node_id, exc)
-        if isinstance(exc, ClusterMismatch):
-            address = self._peers.address(node_id) if self._peers is not None else None
-            self.alerts.peer_other_cluster(node_id, address, str(exc))
+        address = self._peers.address(node_id) if self._peers is not None else None
+        self._observe.peer_error(node_id, address, exc)
 
     def _learn_addresses(self, learned: dict[int, str]) -> None:
         peers, store = self._peers, self._store

@@ -128,7 +128,8 @@ class Observability:
             down_after=down_after,
             version=package_version(),
             db_size=self._data_size(config.data_dir),
-            startup_commit=startup_commit,
+            startup_commit=max(startup_commit, self.health.startup_seen or 0),
+            caught_up=self.health.startup_seen is not None,
             errors=errors,
             payload_modes={nid: pr.payload_mode for nid, pr in st.progress.items()},
         )
@@ -151,10 +152,11 @@ class Observability:
         if leading:
             # Silent since its last answer, or since this node leads: a peer
             # still starting up gets ``down_after`` seconds of grace.
+            # (Never "never answered": a peer that answered this node in an
+            # earlier term, or led it a moment ago, has been silent this long.)
             silent = time.monotonic() - max(stats.last_contact, metrics.leader_since)
             if silent > down_after:
-                never = not stats.last_contact
-                self._alerts.peer_unreachable(node_id, address, None if never else silent)
+                self._alerts.peer_unreachable(node_id, address, silent)
 
     def peer_error(self, node_id: int, address: str | None, exc: Exception) -> None:
         """A call to ``node_id`` failed with ``exc`` (warns about a peer of another cluster)."""

@@ -56,9 +56,13 @@ class NodeStatus:
 
     ``leader_address`` is where clients reach the leader (its client endpoint).
 
-    ``startup_commit`` is the commit index the node had durably when it
-    started; ``ready`` means it knows a leader and has applied at least that
-    far (what ``/readyz`` answers). ``errors`` lists what is wrong right now
+    ``startup_commit`` is the commit index the node saw at start-up: the
+    one it had durably, raised to the leader's commit index as the node's
+    first read-index round after start learned it (``caught_up`` says that
+    round completed; a witness, which serves no reads, skips it). ``ready``
+    means it knows a leader and has applied at least that far (what
+    ``/readyz`` answers): a member restarted far behind is not ready while
+    it catches up. ``errors`` lists what is wrong right now
     (no leader, quorum lost, state machine failed), empty when healthy.
     ``db_size`` is the bytes of the node's data directory on disk.
     ``event_loop`` names the asyncio loop implementation the node runs on
@@ -81,6 +85,7 @@ class NodeStatus:
     startup_commit: int = 0
     errors: tuple[str, ...] = ()
     event_loop: str = ""
+    caught_up: bool = True
 
     @property
     def has_leader(self) -> bool:
@@ -90,7 +95,7 @@ class NodeStatus:
     @property
     def ready(self) -> bool:
         """Knows a leader and has applied up to the commit index it saw at start-up."""
-        return self.has_leader and self.applied >= self.startup_commit
+        return self.has_leader and self.caught_up and self.applied >= self.startup_commit
 
 
 def build_status(
@@ -109,6 +114,7 @@ def build_status(
     payload_modes: Mapping[int, bool] | None = None,
     attributes: Mapping[int, MemberAttributes] | None = None,
     leader_address: str | None = None,
+    caught_up: bool = True,
 ) -> NodeStatus:
     """A NodeStatus from the core's status and the node's own positions.
 
@@ -178,6 +184,7 @@ def build_status(
         startup_commit=startup_commit,
         errors=tuple(errors),
         event_loop=event_loop_name(),
+        caught_up=caught_up,
     )
 
 

@@ -137,3 +137,37 @@ def test_readyz_refuses_without_a_leader(tmp_path: Path) -> None:
             await c.close()
 
     run(scenario())
+
+
+def test_a_restarted_member_is_not_ready_before_it_applied_the_commit_index_it_saw(
+    tmp_path: Path,
+) -> None:
+    """/readyz (and gRPC health, ``nexus_server_ready``): a member restarted far
+    behind is ready only once it applied the cluster's commit index as it saw
+    it on rejoining (a read-index round through the leader), not its own
+    commit index from disk. It used to report ready on the first heartbeat,
+    while still hundreds of entries behind."""
+
+    async def scenario() -> None:
+        c = Cluster(tmp_path)
+        try:
+            await c.start_all()
+            leader = await c.leader()
+            follower = next(n.id for n in c.live() if n is not leader)
+            await c.wait_applied(leader.status().commit)
+            await c.stop(follower)
+            for i in range(150):
+                await leader.propose(put(f"big/{i}", b"v" * 65536))
+            target = leader.status().commit
+            node = await c.start(follower)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while not (st := node.status()).ready:
+                assert loop.time() < deadline, "the restarted member never became ready"
+                await asyncio.sleep(0.001)
+            assert st.applied >= target, (st.applied, target)
+            assert st.startup_commit >= target
+        finally:
+            await c.close()
+
+    run(scenario())
