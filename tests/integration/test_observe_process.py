@@ -87,11 +87,26 @@ def test_metrics_scraped_while_writes_run(make_cluster: Callable[..., ProcessClu
         assert got["nexus_kv_revision"] > before[i]["nexus_kv_revision"]
         assert got["nexus_disk_db_total_size_in_bytes"] > 0
         assert got["nexus_server_ready"] == 1
+    # Every metric issue #12 names, under etcd's names (prometheus_client adds
+    # the `_total` of counters): a member that stops exporting one fails here.
+    for i, got in during.items():
+        for name in ("nexus_server_leader_changes_seen_total", "nexus_server_proposals_pending",
+                     "nexus_server_proposals_failed_total",
+                     "nexus_server_read_indexes_failed_total",
+                     "nexus_server_apply_duration_seconds_count",
+                     "nexus_network_snapshot_receive_success_total",
+                     "nexus_network_snapshot_receive_failures_total"):  # fmt: skip
+            assert name in got, (i, name)
+        assert got["nexus_server_apply_duration_seconds_count"] > 0, i
     on_leader = during[leader]
     peers = [i for i in metrics if i != leader]
     for peer in peers:
         assert on_leader[f"nexus_network_peer_round_trip_time_seconds_count{{To={peer}}}"] > 0
         assert on_leader[f"nexus_network_peer_last_contact_seconds{{To={peer}}}"] < 5
+        for name in ("nexus_network_peer_sent_failures_total",
+                     "nexus_network_snapshot_send_success_total",
+                     "nexus_network_snapshot_send_failures_total"):  # fmt: skip
+            assert f"{name}{{To={peer}}}" in on_leader, (peer, name)
     for address in metrics.values():
         assert address is not None
         assert http_get(address, "/readyz") == (200, "ok\n")
