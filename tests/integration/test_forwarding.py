@@ -44,7 +44,9 @@ def test_writes_and_admin_calls_through_followers_only(make_cluster: MakeCluster
     assert client.cas("fw/0", b"0", b"zero") is True
     assert client.delete("fw/1") is True
     assert client.get("fw/0") == b"zero"  # linearizable, through a follower's ReadIndex
-    # A follower answers a write itself, naming the leader it forwarded to.
+    # A follower answers a write itself, naming the leader it forwarded to;
+    # asked directly (a client that knows the leader would go there itself),
+    # it takes the admin calls too.
     channel = grpc.insecure_channel(cluster.members[followers[0]].address)
     try:
         stub = kv_pb2_grpc.KVStub(channel)
@@ -55,20 +57,29 @@ def test_writes_and_admin_calls_through_followers_only(make_cluster: MakeCluster
         again = stub.Put(kv_pb2.PutRequest(key=b"fw/raw", value=b"r", client_id=9, seq=1),
                          timeout=5)
         assert again.revision == resp.revision  # the session answered the retry: applied once
+        # Admin calls through the follower: add, remove, snapshot of the leader.
+        spare = cluster.members[4].address
+        added = stub.AddMember(kv_pb2.AddMemberRequest(id=4, address=spare, role="learner"),
+                               timeout=10)
+        assert added.error.code == kv_pb2.OK, added.error.message
+        assert _kinds(cluster, leader)[4] == "learner"
+        removed = stub.RemoveMember(kv_pb2.RemoveMemberRequest(id=4), timeout=10)
+        assert removed.error.code == kv_pb2.OK, removed.error.message
+        assert 4 not in _kinds(cluster, leader)
+        snap = stub.Snapshot(kv_pb2.SnapshotRequest(leader=True), timeout=10)
+        assert snap.error.code == kv_pb2.OK and snap.index >= 40
+        assert cluster.status_of(leader).snapshot_index >= 40
+        # The leader holds every write exactly once.
+        on_leader = cluster.client(ids=[leader])
+        assert on_leader.get("fw/39", serializable=True) == b"39"
+        assert on_leader.get("fw/1", serializable=True) is None
+        # Leadership moves through the follower too.
+        moved = stub.TransferLeader(kv_pb2.TransferLeaderRequest(id=followers[1]), timeout=10)
+        assert moved.error.code == kv_pb2.OK, moved.error.message
+        wait_until(f"{followers[1]} to lead", lambda: cluster.status_of(followers[1]).is_leader,
+                   30)
     finally:
         channel.close()
-    # Admin calls through a follower: add, remove, snapshot of the leader.
-    spare = cluster.members[4].address
-    client.add_member(4, spare, role="learner")
-    assert _kinds(cluster, leader)[4] == "learner"
-    client.remove_member(4)
-    assert 4 not in _kinds(cluster, leader)
-    assert client.snapshot() >= 40
-    assert cluster.status_of(leader).snapshot_index >= 40
-    # The leader holds every write exactly once.
-    on_leader = cluster.client(ids=[leader])
-    assert on_leader.get("fw/39", serializable=True) == b"39"
-    assert on_leader.get("fw/1", serializable=True) is None
 
 
 def test_redirect_mode_answers_not_leader(make_cluster: MakeCluster) -> None:
