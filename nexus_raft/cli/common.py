@@ -10,6 +10,7 @@ removed from its cluster, 130 on Ctrl-C.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -26,6 +27,7 @@ __all__ = [
     "EXIT_USAGE",
     "LOG_LEVELS",
     "CliError",
+    "config_message",
     "fail",
     "parse_endpoints",
     "parse_member",
@@ -78,15 +80,18 @@ def parse_peers(text: str) -> dict[int, str]:
     Raises ``typer.BadParameter`` naming the bad item.
     """
     peers: dict[int, str] = {}
-    for item in (p.strip() for p in text.split(",")):
-        if not item:
-            continue
-        node_id, address = parse_member(item)
-        if node_id in peers:
-            raise typer.BadParameter(f"member id {node_id} appears twice")
-        peers[node_id] = address
-    if not peers:
-        raise typer.BadParameter("expected ID=HOST:PORT[,ID=HOST:PORT...]")
+    try:
+        for item in (p.strip() for p in text.split(",")):
+            if not item:
+                continue
+            node_id, address = parse_member(item)
+            if node_id in peers:
+                raise typer.BadParameter(f"member id {node_id} appears twice")
+            peers[node_id] = address
+        if not peers:
+            raise typer.BadParameter("expected ID=HOST:PORT[,ID=HOST:PORT...]")
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--peers'") from None
     return peers
 
 
@@ -98,11 +103,22 @@ def parse_member(text: str) -> tuple[int, str]:
     return int(node_id_text), _check_endpoint(address.strip(), f"member {node_id_text}")
 
 
-def parse_endpoints(text: str) -> list[str]:
-    """``a:1,b:2`` -> ``["a:1", "b:2"]``, each checked; ``typer.BadParameter`` otherwise."""
-    endpoints = [_check_endpoint(e, "endpoint") for e in (p.strip() for p in text.split(",")) if e]
-    if not endpoints:
-        raise typer.BadParameter("expected HOST:PORT[,HOST:PORT...]")
+def parse_endpoints(text: str, flag: str | None = None) -> list[str]:
+    """``a:1,b:2`` -> ``["a:1", "b:2"]``, each checked; ``typer.BadParameter`` otherwise.
+
+    ``flag``: the option the text came from, named in the error.
+    """
+    try:
+        endpoints = [
+            _check_endpoint(e, "endpoint") for e in (p.strip() for p in text.split(",")) if e
+        ]
+        if not endpoints:
+            raise typer.BadParameter("expected HOST:PORT[,HOST:PORT...]")
+    except typer.BadParameter as exc:
+        if flag is None:
+            raise
+        message = exc.message.removeprefix("endpoint: ")
+        raise typer.BadParameter(message, param_hint=f"'{flag}'") from None
     return endpoints
 
 
@@ -144,9 +160,55 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# NodeConfig's field names -> the flags that set them, for its error messages.
+_FLAGS = {
+    "election_ticks": "--election-ticks",
+    "heartbeat_ticks": "--heartbeat-ticks",
+    "snapshot_every": "--snapshot-every",
+    "keep_entries": "--keep-entries",
+    "metrics_listen": "--metrics-listen",
+    "peer_listen": "--peer-listen",
+    "peer_identity": "--peer-identity",
+    "advertise_client": "--advertise-client",
+    "cluster_id": "--cluster-id",
+    "witnesses": "--witness",
+    "learners": "--learner",
+    "peers": "--peers",
+    "peer_tls": "--peer-cert/--peer-key",
+    "tls": "--cert/--key",
+    "name": "--name",
+}
+_FIELD = re.compile(r"(?<![\w-])(" + "|".join(_FLAGS) + r")(?![\w-])")
+_INT_LIST = re.compile(r"\[(\d+(?:, \d+)*)\]")
+_NOT_IN_PEERS = re.compile(r"(--witness|--learner) ([\d, ]+) are not in --peers")
+
+
+def config_message(text: str) -> str:
+    """A configuration error as a command-line user reads it: flags, not field names.
+
+    ``NodeConfig`` names its fields (``election_ticks must be >= 3``) and
+    prints id lists as Python lists; the programs say ``--election-ticks``
+    and ``5, 6`` instead.
+    """
+    text = text.replace("(or set join=True)", "(or use --join HOST:PORT)")
+    text = text.replace("join=True", "--join").replace(" (None: share listen)", "")
+    text = _INT_LIST.sub(r"\1", _FIELD.sub(lambda m: _FLAGS[m.group(1)], text))
+    return _NOT_IN_PEERS.sub(r"\1 \2: not a member of --peers", text)
+
+
 def one_line(text: str) -> str:
     """``text`` as the single line a program prints for an error."""
     return _one_line(text)
+
+
+def _missing_command(exc: Exception, message: str) -> str:
+    """click's "Missing command." with the commands that would do, and where help is."""
+    ctx = getattr(exc, "ctx", None)
+    commands = getattr(getattr(ctx, "command", None), "commands", None)
+    if not message.startswith("Missing command") or not commands or ctx is None:
+        return message
+    path = ctx.command_path
+    return f"missing command: {' | '.join(sorted(commands))} (see {path} --help)"
 
 
 def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> int:
@@ -181,7 +243,9 @@ def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> i
         print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.code
     except NexusRaftError as exc:
-        print(f"{prog}: error: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        # The reason alone: the exception's class is an internal name.
+        reason = _one_line(str(exc)) or "the operation failed"
+        print(f"{prog}: error: {reason}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -193,7 +257,7 @@ def run_app(app: typer.Typer, prog: str, argv: Sequence[str] | None = None) -> i
         exit_code = getattr(exc, "exit_code", None)
         if not callable(format_message) or not isinstance(exit_code, int):
             raise
-        message = _one_line(str(format_message()))
+        message = _missing_command(exc, _one_line(str(format_message())))
         if message:  # empty when the usage/help text was already printed
             print(f"{prog}: error: {message}", file=sys.stderr)
         return exit_code or EXIT_USAGE

@@ -47,7 +47,6 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
-    no_args_is_help=True,
     help="Talk to a nexus_raft cluster (any member; the leader is found automatically).",
 )
 app.add_typer(endpoint_app, name="endpoint")
@@ -89,7 +88,7 @@ def _root(
     if timeout <= 0:
         raise typer.BadParameter("--timeout must be positive")
     ctx.obj = Options(
-        parse_endpoints(endpoints),
+        parse_endpoints(endpoints, "--endpoints"),
         json_output,
         timeout,
         cluster_id,
@@ -99,6 +98,15 @@ def _root(
 
 
 # --- key/value ------------------------------------------------------------------------
+
+
+def _raw(text: str) -> bytes:
+    """A key or prefix from the command line as the bytes the user typed.
+
+    Arguments that are not valid UTF-8 reach Python with surrogate escapes;
+    they go to the cluster as the original bytes.
+    """
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _read_value(value: str | None) -> bytes:
@@ -120,8 +128,9 @@ def put(
 ) -> None:
     """Set KEY to VALUE (or to what standard input holds)."""
     data = _read_value(value)
-    revision = call(ctx, lambda c: c.put(key, data))
-    emit(ctx, f"OK revision {revision}", {"key": key, "revision": revision})
+    raw = _raw(key)
+    revision = call(ctx, lambda c: c.put(raw, data))
+    emit(ctx, f"OK revision {revision}", {**json_bytes(raw, "key"), "revision": revision})
 
 
 @app.command()
@@ -145,10 +154,11 @@ def get(
     """
     if (keys_only or limit) and not prefix:
         raise typer.BadParameter("--keys-only and --limit go with --prefix")
+    raw = _raw(key)
     if prefix:
         rows = call(
             ctx,
-            lambda c: c.range(key, limit=limit, keys_only=keys_only, serializable=serializable),
+            lambda c: c.range(raw, limit=limit, keys_only=keys_only, serializable=serializable),
         )
         lines: list[str] = []
         data = []
@@ -161,14 +171,19 @@ def get(
             data.append(entry)
         emit(ctx, "\n".join(lines), data)
         return
-    value, revision = call(ctx, lambda c: c.get_with_revision(key, serializable=serializable))
+    value, revision = call(ctx, lambda c: c.get_with_revision(raw, serializable=serializable))
     emit(
         ctx,
         safe_text(value) if value is not None else "",
-        {"key": key, "found": value is not None, "revision": revision, **json_bytes(value)},
+        {
+            **json_bytes(raw, "key"),
+            "found": value is not None,
+            "revision": revision,
+            **json_bytes(value),
+        },
     )
     if value is None:
-        raise CliError(f"key '{key}' not found")
+        raise CliError(f"key '{safe_text(raw)}' not found")
 
 
 @app.command()
@@ -180,12 +195,17 @@ def delete(
     ] = False,
 ) -> None:
     """Delete KEY (--prefix: every key under KEY, in one write)."""
+    raw = _raw(key)
     if prefix:
-        count = call(ctx, lambda c: c.delete_prefix(key))
-        emit(ctx, f"deleted {count}", {"prefix": key, "deleted": count})
+        count = call(ctx, lambda c: c.delete_prefix(raw))
+        emit(ctx, f"deleted {count}", {**json_bytes(raw, "prefix"), "deleted": count})
         return
-    existed = call(ctx, lambda c: c.delete(key))
-    emit(ctx, "deleted" if existed else "not found", {"key": key, "deleted": existed})
+    existed = call(ctx, lambda c: c.delete(raw))
+    emit(
+        ctx,
+        "deleted" if existed else "not found",
+        {**json_bytes(raw, "key"), "deleted": existed},
+    )
 
 
 @app.command()
@@ -206,12 +226,17 @@ def cas(
         raise typer.BadParameter("give exactly one of --expected VALUE or --absent")
     if (new is None) == (not delete_key):
         raise typer.BadParameter("give exactly one of --new VALUE or --delete")
-    want = None if absent else (expected or "").encode("utf-8", "surrogateescape")
-    to = None if delete_key else (new or "").encode("utf-8", "surrogateescape")
-    swapped = call(ctx, lambda c: c.cas(key, want, to))
-    emit(ctx, "swapped" if swapped else "comparison failed", {"key": key, "swapped": swapped})
+    want = None if absent else _raw(expected or "")
+    to = None if delete_key else _raw(new or "")
+    raw = _raw(key)
+    swapped = call(ctx, lambda c: c.cas(raw, want, to))
+    emit(
+        ctx,
+        "swapped" if swapped else "comparison failed",
+        {**json_bytes(raw, "key"), "swapped": swapped},
+    )
     if not swapped:
-        raise CliError(f"compare-and-swap on '{key}' failed: the current value differs")
+        raise CliError(f"compare-and-swap on '{safe_text(raw)}' failed: the current value differs")
 
 
 @app.command("list")
@@ -221,7 +246,8 @@ def list_(
     limit: Annotated[int, typer.Option(min=0, help="At most this many keys (0: all).")] = 0,
 ) -> None:
     """List keys under PREFIX."""
-    keys = call(ctx, lambda c: c.list_keys(prefix, limit=limit))
+    raw = _raw(prefix)
+    keys = call(ctx, lambda c: c.list_keys(raw, limit=limit))
     emit(ctx, "\n".join(safe_text(k) for k in keys), [json_bytes(k, "key") for k in keys])
 
 
@@ -230,7 +256,8 @@ def prefixes(
     ctx: typer.Context, prefix: Annotated[str, typer.Argument(help="Key prefix.")] = ""
 ) -> None:
     """List the distinct next path segments under PREFIX."""
-    found = call(ctx, lambda c: c.get_prefixes(prefix))
+    raw = _raw(prefix)
+    found = call(ctx, lambda c: c.get_prefixes(raw))
     emit(ctx, "\n".join(safe_text(p) for p in found), [safe_text(p) for p in found])
 
 
@@ -269,7 +296,7 @@ def watch(
 
     async def follow(client: Client) -> None:
         seen = 0
-        async with client.watch(prefix, start_revision=from_revision) as stream:
+        async with client.watch(_raw(prefix), start_revision=from_revision) as stream:
             while True:
                 try:
                     event = await stream.__anext__()

@@ -29,7 +29,6 @@ __all__ = ["endpoint_app", "members", "status"]
 endpoint_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
-    no_args_is_help=True,
     help="Each member's own view (status) or a read through each member (health).",
 )
 

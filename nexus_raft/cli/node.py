@@ -37,6 +37,7 @@ from typing import Annotated
 import typer
 
 from nexus_raft.cli.common import (
+    config_message,
     fail,
     one_line,
     parse_endpoints,
@@ -207,24 +208,21 @@ def run(
         raise typer.BadParameter(f"--join-as must be one of {', '.join(JOIN_ROLES)}")
     if promote_lag < 0:
         raise typer.BadParameter("--promote-lag must be >= 0")
-    seeds = parse_endpoints(join) if join is not None else None
+    seeds = parse_endpoints(join, "--join") if join is not None else None
     peer_map = parse_peers(peers) if peers is not None else {node_id: peer_listen or listen}
-    parse_endpoints(listen)
+    parse_endpoints(listen, "--listen")
     if metrics_listen is not None:
-        parse_endpoints(metrics_listen)
+        parse_endpoints(metrics_listen, "--metrics-listen")
     if peer_listen is not None:
-        try:
-            parse_endpoints(peer_listen)
-        except typer.BadParameter as exc:
-            raise typer.BadParameter(f"--peer-listen: {exc.message}") from None
+        parse_endpoints(peer_listen, "--peer-listen")
     tls = server_tls(cert, key, ca, client_cert_auth)
     ptls = peer_tls(peer_cert, peer_key, peer_ca)
     if ptls is not None and (peer_listen is None or peer_listen == listen):
         fail("--peer-cert/--peer-key/--peer-ca need --peer-listen (a port of their own)")
     if node_id <= 0:
         raise typer.BadParameter("--id must be a positive integer")
-    if tick_ms <= 0:
-        raise typer.BadParameter("--tick-ms must be positive")
+    if not 1 <= tick_ms <= 10_000:
+        raise typer.BadParameter("--tick-ms must be between 1 and 10000 (milliseconds)")
     try:
         config = NodeConfig(
             id=node_id,
@@ -250,7 +248,7 @@ def run(
             advertise_client=advertise_client,
         )
     except (ConfigError, TypeError, ValueError) as exc:
-        fail(str(exc))
+        fail(config_message(str(exc)))
     setup_logging(log_level, json_lines=json_output)
     # A taken port is refused before the data directory is touched.
     check_listen(listen)

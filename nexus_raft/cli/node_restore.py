@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from nexus_raft.cli.common import CliError, fail, parse_peers
+from nexus_raft.cli.common import CliError, config_message, fail, parse_peers
 from nexus_raft.cli.output import size
 
 __all__ = ["app"]
@@ -64,7 +64,7 @@ def restore(
             witnesses=frozenset(witness or ()),
         )
     except (ConfigError, TypeError, ValueError) as exc:
-        fail(str(exc))
+        fail(config_message(str(exc)))
     try:
         f = file.open("rb")
     except OSError as exc:
@@ -76,6 +76,10 @@ def restore(
             raise CliError(f"{file} is not a usable backup: {exc}") from None
         except ConfigError as exc:
             raise CliError(str(exc)) from None
+        except OSError as exc:
+            # The data directory cannot be created or written (nothing of it is left).
+            where = exc.filename or data_dir
+            raise CliError(f"cannot restore into {where}: {exc.strerror or exc}") from None
     summary = {
         "file": str(file),
         "data_dir": str(data_dir),

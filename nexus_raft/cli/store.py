@@ -2,8 +2,11 @@
 
 Keys and values given on the command line are UTF-8 text, or hex with
 ``--hex``. Output shows bytes as text when they are valid UTF-8; otherwise
-text output escapes them (``\\xff``) and ``--json`` output gives
-``{"hex": "..."}`` instead of a string. Any failure (missing or locked store,
+text output escapes them (``\\xff``). ``--json`` output follows ``nexusctl``'s
+rule (:mod:`nexus_raft.cli.output`): a key is always under ``"key"`` with
+``"key_encoding"``, a value under ``"value"`` with ``"encoding"``, each
+``"utf-8"`` or ``"base64"``. PATH is the store's directory, or a member's
+``--data-dir`` (its store is ``DATA_DIR/store``). Any failure (missing or locked store,
 bad argument, absent key) prints one line to stderr and exits non-zero
 (:func:`nexus_raft.cli.common.run_app`: 2 for bad arguments, 1 otherwise).
 """
@@ -23,6 +26,7 @@ import orjson
 import typer
 
 from nexus_raft.cli.common import EXIT_USAGE, CliError, run_app
+from nexus_raft.cli.output import json_bytes
 from nexus_raft.errors import NexusRaftError, StoreLockedError
 from nexus_raft.storage import DEFAULT_TREE, Store
 
@@ -31,7 +35,6 @@ PROG = "nexus-store"
 app = typer.Typer(
     name=PROG,
     help="Inspect a nexus_raft store (a LevelDB directory) from the shell.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -62,6 +65,8 @@ def opened(ctx: typer.Context, *, write: bool = False) -> Iterator[Store]:
     path: Path = ctx.obj
     if not path.is_dir():
         raise CliError(f"no store at {path}")
+    if not (path / "CURRENT").exists() and (path / "store" / "CURRENT").exists():
+        path = path / "store"  # a member's --data-dir
     try:
         store = Store.open(path, create=False)
     except StoreLockedError as exc:
@@ -126,12 +131,9 @@ def _escape(ch: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def as_json(data: bytes) -> str | dict[str, str]:
-    """Bytes for JSON output: a string if valid UTF-8, else ``{"hex": ...}``."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"hex": data.hex()}
+def as_json(key: bytes, value: bytes) -> dict[str, object]:
+    """A pair for JSON output: the same fields whatever the bytes hold."""
+    return {**json_bytes(key, "key"), **json_bytes(value)}
 
 
 def emit_json(obj: object) -> None:
@@ -172,7 +174,7 @@ def get(
     if value is None:
         raise CliError(f"key not found: {show(raw_key)!r} in tree {tree!r}")
     if json:
-        emit_json({"tree": tree, "key": as_json(raw_key), "value": as_json(value)})
+        emit_json({"tree": tree, **as_json(raw_key, value)})
     else:
         typer.echo(show(value))
 
@@ -193,7 +195,7 @@ def set_(
         store.tree(tree).set(raw_key, raw_value)
         store.flush()
     if json:
-        emit_json({"tree": tree, "key": as_json(raw_key), "value": as_json(raw_value)})
+        emit_json({"tree": tree, **as_json(raw_key, raw_value)})
 
 
 @app.command()
@@ -218,7 +220,7 @@ def scan(
                 break
             pairs.append(pair)
     if json:
-        emit_json([{"key": as_json(k), "value": as_json(v)} for k, v in pairs])
+        emit_json([as_json(k, v) for k, v in pairs])
     else:
         for k, v in pairs:
             typer.echo(f"{show(k)}\t{show(v)}")
@@ -235,8 +237,10 @@ def stats(ctx: typer.Context, json: JsonOpt = False) -> None:
                 keys += 1
                 data += len(k) + len(v)
             per_tree[name] = {"keys": keys, "bytes": data}
-        path = store.path
-    disk = sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
+        # Measured while open: a store a node holds is read from a copy
+        # that is gone once the block ends (its size is the original's).
+        disk = sum(entry.stat().st_size for entry in os.scandir(store.path) if entry.is_file())
+    path = str(ctx.obj)
     report = {"path": path, "trees": per_tree, "disk_bytes": disk}
     if json:
         emit_json(report)

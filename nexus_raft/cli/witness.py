@@ -32,7 +32,14 @@ from typing import Annotated, Any
 
 import typer
 
-from nexus_raft.cli.common import fail, parse_endpoints, parse_peers, run_app, setup_logging
+from nexus_raft.cli.common import (
+    config_message,
+    fail,
+    parse_endpoints,
+    parse_peers,
+    run_app,
+    setup_logging,
+)
 from nexus_raft.cli.member import Joining, finish_join, joining_config, run_member
 from nexus_raft.cli.tlsflags import (
     CaOpt,
@@ -131,30 +138,21 @@ def run(
             "give --peers (the initial members of a new cluster) or --join HOST:PORT (a member "
             "of a running cluster)" + (", not both" if peers is not None else "")
         )
-    seeds = parse_endpoints(join) if join is not None else None
+    seeds = parse_endpoints(join, "--join") if join is not None else None
     peer_map = parse_peers(peers) if peers is not None else {node_id: peer_listen or listen}
-    try:
-        parse_endpoints(listen)
-    except typer.BadParameter as exc:
-        raise typer.BadParameter(f"--listen: {exc.message}") from None
+    parse_endpoints(listen, "--listen")
     if peer_listen is not None:
-        try:
-            parse_endpoints(peer_listen)
-        except typer.BadParameter as exc:
-            raise typer.BadParameter(f"--peer-listen: {exc.message}") from None
+        parse_endpoints(peer_listen, "--peer-listen")
     if metrics_listen is not None:
-        try:
-            parse_endpoints(metrics_listen)
-        except typer.BadParameter as exc:
-            raise typer.BadParameter(f"--metrics-listen: {exc.message}") from None
+        parse_endpoints(metrics_listen, "--metrics-listen")
     tls = server_tls(cert, key, ca, client_cert_auth)
     ptls = peer_tls(peer_cert, peer_key, peer_ca)
     if ptls is not None and (peer_listen is None or peer_listen == listen):
         fail("--peer-cert/--peer-key/--peer-ca need --peer-listen (a port of their own)")
     if node_id <= 0:
         raise typer.BadParameter("--id must be a positive integer")
-    if tick_ms <= 0:
-        raise typer.BadParameter("--tick-ms must be positive")
+    if not 1 <= tick_ms <= 10_000:
+        raise typer.BadParameter("--tick-ms must be between 1 and 10000 (milliseconds)")
     if status_interval < 0:
         raise typer.BadParameter("--status-interval must be >= 0")
     try:
@@ -176,7 +174,7 @@ def run(
             peer_identity=peer_identity,
         )
     except (ConfigError, TypeError, ValueError) as exc:
-        fail(str(exc))
+        fail(config_message(str(exc)))
     setup_logging(log_level)
     # A taken port is refused before the data directory is touched.
     check_listen(listen)

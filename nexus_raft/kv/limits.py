@@ -44,7 +44,7 @@ class Limits:
             raise TooLarge(f"key is {len(key)} bytes; the limit is {self.max_key_bytes}")
         reason = validate_key(key, self.max_key_bytes)
         if reason is not None:
-            raise InvalidArgument(f"{reason}: {key[:64]!r}")
+            raise InvalidArgument(f"{reason}: {shown(key[:64])}")
         return key
 
     def check_prefix(self, prefix: bytes) -> bytes:
@@ -54,7 +54,7 @@ class Limits:
             if reason is not None:
                 if len(prefix) > self.max_key_bytes:
                     raise TooLarge(reason.replace("key", "prefix", 1))
-                raise InvalidArgument(f"{reason.replace('key', 'prefix', 1)}: {prefix[:64]!r}")
+                raise InvalidArgument(f"{reason.replace('key', 'prefix', 1)}: {shown(prefix[:64])}")
         return prefix
 
     def check_value(self, value: bytes, *, what: str = "value") -> bytes:
@@ -87,6 +87,17 @@ def check_role(role: str) -> str:
     if role not in MEMBER_ROLES:
         raise InvalidArgument(f"member role must be one of {sorted(MEMBER_ROLES)}, got {role!r}")
     return role
+
+
+def shown(data: bytes) -> str:
+    """``data`` quoted for an error message: UTF-8 text, ``\\xNN`` for anything else.
+
+    Never a Python ``b'...'`` repr: the message reaches people through
+    ``nexusctl`` and other clients.
+    """
+    text = data.decode("utf-8", "backslashreplace")
+    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return f"'{text}'"
 
 
 def as_key(key: object, *, name: str = "key") -> bytes:

@@ -166,3 +166,65 @@ def _leader_client(address: str) -> SyncClient:
     client = SyncClient([address], timeout=30.0)
     wait_until("the member to lead", lambda: client.status().leader_id == 1, 30)
     return client
+
+
+def test_nexusctl_watch_given_one_member_moves_to_the_others_when_it_dies(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3)
+    client = cluster.client(timeout=20.0)
+    leader = cluster.wait_for_leader()
+    # Watch through one follower only: the others are learned from the membership.
+    watched = next(i for i in cluster.members if i != leader)
+    first = client.put("w/1", b"one")
+    watch = _spawn("nexus_raft.cli.ctl", "--endpoints", cluster.members[watched].address,
+                   "--timeout", "2", "--log-level", "info", "watch", "w/", "--from-revision",
+                   str(first), "--json")  # fmt: skip
+    try:
+        assert watch.stdout is not None and watch.stderr is not None
+        out, err = Lines(watch.stdout), Lines(watch.stderr)
+        assert json.loads(out.next("the first event"))["key"] == "w/1"
+        # The client asked the membership for the other members' addresses.
+        assert "learned 3 members" in err.until("endpoint auto-sync", 60)
+        cluster.members[watched].kill()
+        client.put("w/2", b"two")  # the two other members are up and serve it
+        event = json.loads(out.next("the event written while its member is down", 30))
+        assert (event["key"], event["value"]) == ("w/2", "two")
+        assert watch.poll() is None
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=20) == 130
+        assert not [line for line in err.rest() if "Traceback" in line]
+    finally:
+        _stop(watch)
+
+
+def test_nexus_store_stats_of_a_running_members_data_directory(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    address = f"127.0.0.1:{port}"
+    data = tmp_path / "m1"
+    node = _spawn("nexus_raft.cli.node", "--id", "1", "--listen", address,
+                  "--peers", f"1={address}", "--data-dir", str(data))  # fmt: skip
+    try:
+        with _leader_client(address) as client:
+            client.put("live/k", b"served")
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        # The member's --data-dir (its store is data/store) and the store itself.
+        for path in (data, data / "store"):
+            for extra in ((), ("--json",)):
+                stats = subprocess.run(
+                    [sys.executable, "-m", "nexus_raft.cli.store", str(path), "stats", *extra],
+                    capture_output=True, timeout=60, env=env, cwd=REPO_ROOT, check=False,
+                )  # fmt: skip
+                err = stats.stderr.decode()
+                assert stats.returncode == 0 and "Traceback" not in err, err
+                assert err.splitlines() == ["nexus-store: store in use; reading a copy taken now"]
+                if extra:
+                    report = json.loads(stats.stdout)
+                    assert report["path"] == str(path) and report["disk_bytes"] > 0
+                    assert report["trees"]["kv.data"]["keys"] >= 1, report
+                else:
+                    assert f"path: {path}" in stats.stdout.decode()
+        with _leader_client(address) as client:
+            assert client.get("live/k") == b"served"
+    finally:
+        _stop(node)

@@ -55,7 +55,7 @@ def test_nexusctl_unreachable_cluster_fails_with_one_line() -> None:
     endpoint = f"127.0.0.1:{port}"
     result = run("nexus_raft.cli.ctl", "--endpoints", endpoint, "--timeout", "1", "get", "k")
     assert result.returncode == 1
-    assert_one_line_failure(result, "Unavailable", endpoint)
+    assert_one_line_failure(result, "unreachable", endpoint)
 
 
 def test_nexusctl_against_a_cluster(cluster: ProcessCluster) -> None:

@@ -166,6 +166,30 @@ def test_deterministic_errors_are_answered_at_once(
         assert took < 10, f"{args} took {took:.1f}s: retried to the deadline?"
 
 
+def test_a_key_that_is_not_utf8_is_refused_in_one_line_without_a_python_repr(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(1)
+    eps = ",".join(cluster.endpoints())
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("NEXUS_ENDPOINTS", None)
+    for args in ([b"put", b"k\xff", b"v"], [b"get", b"k\xff", b"--json"], [b"delete", b"k\xff"],
+                 [b"cas", b"k\xff", b"--absent", b"--new", b"x"], [b"list", b"\xff"],
+                 [b"watch", b"\xff", b"--count", b"1"]):  # fmt: skip
+        result = subprocess.run(
+            [sys.executable.encode(), b"-m", b"nexus_raft.cli.ctl", b"--endpoints", eps.encode(),
+             b"--timeout", b"20", *args],
+            capture_output=True, timeout=60, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        err = result.stderr.decode()
+        assert result.returncode == 1 and err.count("\n") == 1, (args, err)
+        assert "must be valid UTF-8: '" in err and "\\xff'" in err, (args, err)
+        assert "b'" not in err and "Traceback" not in err, (args, err)
+    # Values need not be text: they are stored as given and printed escaped.
+    assert ok_json(ctl(cluster, "put", "k", "--json", stdin=b"v\xfe"))
+    assert ctl(cluster, "get", "k").stdout == b"v\\xfe\n"
+
+
 @pytest.mark.parametrize(
     ("module", "taken"),
     [("nexus_raft.cli.node", "--listen"), ("nexus_raft.cli.node", "--peer-listen"),
@@ -214,12 +238,13 @@ def test_prefix_reads_and_atomic_prefix_delete(
     # The delete is one write: every key goes in the same revision.
     with client.watch("p/", start_revision=last + 1) as events:
         deleted = ok_json(ctl(cluster, "delete", "p/", "--prefix", "--json"))
-        assert deleted == {"prefix": "p/", "deleted": 31}
+        assert deleted == {"prefix": "p/", "prefix_encoding": "utf-8", "deleted": 31}
         revisions = {next_event(events).revision for _ in range(31)}
     assert len(revisions) == 1
     assert client.list_keys("p/") == [] and client.get("q/other") == b"stays"
     assert ok_json(ctl(cluster, "delete", "p/", "--prefix", "--json")) == {
         "prefix": "p/",
+        "prefix_encoding": "utf-8",
         "deleted": 0,
     }
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import weakref
 from collections.abc import Callable, Sequence
@@ -47,6 +48,8 @@ from nexus_raft.kv.limits import as_key, as_value
 from nexus_raft.kv.wire import kv_pb2
 
 __all__ = ["Client", "MemberInfo", "NodeInfo", "WatchEvent", "WatchStream"]
+
+_log = logging.getLogger(__name__)
 
 
 def _check_seconds(name: str, value: object) -> float:
@@ -172,11 +175,34 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _sync_members(self) -> None:
+    def _start_sync(self) -> None:
+        """Endpoint auto-sync: learn every member's address from the membership
+        in the background (once, on first use), so one live endpoint is enough."""
+        if self._sync_task is not None or not self._auto_sync:
+            return
         try:
-            await self.status(timeout=self._timeout)  # status() learns the addresses
-        except (NexusRaftError, asyncio.CancelledError):
-            pass  # best effort: the next status() tries again
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on a loop yet: the first call made on one starts it
+        self._sync_task = loop.create_task(self._sync_members())
+
+    async def _sync_members(self) -> None:
+        # Retried until it works (a watch may make no other call that would
+        # teach the client the members); cancelled by close().
+        delay = 0.2
+        while not self._closed:
+            try:
+                info = await self.status(timeout=self._timeout)  # status() learns the addresses
+            except NexusRaftError as exc:
+                _log.debug("endpoint auto-sync will be retried: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            _log.info(
+                "endpoint auto-sync: learned %d members (%s)",
+                len(info.members), ", ".join(self._router.endpoints),
+            )  # fmt: skip
+            return
 
     async def close(self) -> None:
         """Fail pending operations, end watches and close channels (idempotent)."""
@@ -227,10 +253,7 @@ class Client:
     def _deadline(self, timeout: float | None) -> float:
         if self._closed:
             raise NexusRaftError("the client is closed")
-        if self._sync_task is None and self._auto_sync:
-            # Endpoint auto-sync: learn every member's address from the
-            # membership in the background, so one live endpoint is enough.
-            self._sync_task = asyncio.get_running_loop().create_task(self._sync_members())
+        self._start_sync()
         seconds = self._timeout if timeout is None else _check_seconds("timeout", timeout)
         return asyncio.get_running_loop().time() + seconds
 
@@ -418,6 +441,9 @@ class Client:
         """
         if self._closed:
             raise NexusRaftError("the client is closed")
+        # A watch given one member must survive that member: it needs the
+        # others' addresses too.
+        self._start_sync()
         stream = WatchStream(
             self._router,
             cluster_id=self._cluster_id,
