@@ -66,9 +66,13 @@ def save(
     if file.exists():
         raise CliError(f"{file} already exists; choose a new file name")
     part = file.with_name(file.name + ".part")
+    try:
+        out = part.open("wb")
+    except OSError as exc:
+        raise CliError(f"cannot write {part}: {exc.strerror or exc}") from None
     show = _progress()
     try:
-        with part.open("wb") as out:
+        with out:
             meta = call(
                 ctx,
                 lambda c: c.backup(out, endpoint=endpoint, progress=show),  # type: ignore[arg-type]
@@ -76,6 +80,9 @@ def save(
             out.flush()
             os.fsync(out.fileno())
         os.replace(part, file)
+    except OSError as exc:  # the disk filled up, the directory went away, ...
+        part.unlink(missing_ok=True)
+        raise CliError(f"cannot write {part}: {exc.strerror or exc}") from None
     except BaseException:
         part.unlink(missing_ok=True)
         raise

@@ -1,4 +1,4 @@
-"""``nexus-node restore``'s failures, in-process: one line, exit 1, nothing left behind.
+"""Backup and restore failures at the command line, in-process: one line, exit 1, nothing left.
 
 The round trip with real processes is tests/integration/test_backup_restore.py.
 """
@@ -37,3 +37,18 @@ def test_restore_into_a_data_directory_that_cannot_be_created_is_one_line(
     assert len(err) == 1 and err[0].startswith("nexus-node: error: cannot restore into "), err
     assert "Not a directory" in err[0] and "Traceback" not in err[0], err
     assert blocker.read_text() == "not a directory"
+
+
+def test_snapshot_save_into_a_missing_directory_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus_raft.cli import ctl
+
+    monkeypatch.delenv("NEXUS_ENDPOINTS", raising=False)
+    target = tmp_path / "no-such-dir" / "backup.nxb"
+    code = ctl.main(["--endpoints", "127.0.0.1:1", "snapshot", "save", str(target)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("nexusctl: error: cannot write "), err
+    assert "No such file or directory" in err[0], err
+    assert not target.parent.exists()

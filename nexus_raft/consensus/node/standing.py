@@ -212,8 +212,8 @@ class Standing:
             who = by_leader or counted
             self._removed_from(
                 max(removed.values()),
-                f"member{'s' if len(who) > 1 else ''} {', '.join(map(str, who))} "
-                "no longer count it in the configuration",
+                f"member{'s' if len(who) > 1 else ''} {', '.join(map(str, who))} no longer "
+                f"count{'' if len(who) > 1 else 's'} it in the configuration",
             )
         else:
             _log.warning(

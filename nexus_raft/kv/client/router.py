@@ -54,7 +54,7 @@ from nexus_raft.kv.wire import (
 from nexus_raft.transport.address import parse_endpoint
 from nexus_raft.transport.options import channel_options
 
-__all__ = ["Router", "normalize_endpoint"]
+__all__ = ["Router", "grpc_failure", "normalize_endpoint"]
 
 _log = logging.getLogger(__name__)
 
@@ -426,9 +426,9 @@ class Router:
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise TooLarge(f"{target}: request too large: {err.details()}") from None
                 if code not in _RETRY_GRPC:
-                    raise Unavailable(f"{target}: {_grpc_failure(err)}") from None
+                    raise Unavailable(f"{target}: {grpc_failure(err)}") from None
                 if code != grpc.StatusCode.DEADLINE_EXCEEDED:
-                    last = Unavailable(f"{target} is unreachable ({_grpc_failure(err)})")
+                    last = Unavailable(f"{target} is unreachable ({grpc_failure(err)})")
                 elif attempt >= self._attempt_timeout:
                     last = Timeout(f"{target} did not answer within {attempt:.2f}s")
                 elif last is None:
@@ -492,7 +492,7 @@ _WHAT = {"Get": "the read", "Batch": "the request", "Status": "the status reques
          "TransferLeader": "the leadership transfer", "Snapshot": "the snapshot"}
 
 
-def _grpc_failure(err: grpc.aio.AioRpcError) -> str:
+def grpc_failure(err: grpc.aio.AioRpcError) -> str:
     """A short, human account of a failed gRPC call (no gRPC internals)."""
     details = str(err.details() or "")
     for needle, text in (("Connection refused", "connection refused"),
@@ -501,6 +501,9 @@ def _grpc_failure(err: grpc.aio.AioRpcError) -> str:
                          ("failed to connect", "cannot connect")):
         if needle.lower() in details.lower():
             return text
+    if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+        # Reached, but it has no KV API: a member's peer port, or another program.
+        return "it does not serve the client API: a peer port, or not a nexus_raft member"
     return str(err.code().name).lower().replace("_", " ")
 
 
