@@ -353,17 +353,37 @@ async def serve(
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point (``nexus-node``; ``nexus-node restore ...`` restores)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    first = next(
-        (i for i, a in enumerate(args)
-         if not a.startswith("-") and (i == 0 or args[i - 1] not in ("-w", "--write-out"))),
-        None,
-    )
-    if first is not None and args[first] == "restore":
-        from nexus_raft.cli.node_restore import app as restore_app
+    from nexus_raft.cli.node_restore import app as restore_app
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = _first_word(args, (app, restore_app))
+    if first is not None and args[first] == "restore":
         return run_app(restore_app, "nexus-node", args[:first] + args[first + 1 :])
     return run_app(app, "nexus-node", args)
+
+
+def _first_word(args: list[str], apps: tuple[typer.Typer, ...]) -> int | None:
+    """Index of the first argument that is neither an option nor an option's value.
+
+    ``nexus-node --id 1 restore FILE ...``: ``1`` is the value of ``--id``,
+    so the subcommand is ``restore`` wherever the options stand.
+    """
+    takes_value = {"-w", "--write-out"}
+    for one in apps:
+        for param in typer.main.get_command(one).params:
+            if getattr(param, "param_type_name", "") == "option" and not (
+                getattr(param, "is_flag", False) or getattr(param, "count", False)
+            ):
+                takes_value.update(param.opts)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return i
+        i += 2 if arg in takes_value else 1
+    return None
 
 
 if __name__ == "__main__":

@@ -52,3 +52,25 @@ def test_snapshot_save_into_a_missing_directory_is_one_line(
     assert len(err) == 1 and err[0].startswith("nexusctl: error: cannot write "), err
     assert "No such file or directory" in err[0], err
     assert not target.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "order",
+    [["--id", "1", "restore", "FILE"], ["--data-dir", "DIR", "-w", "json", "restore", "FILE"],
+     ["--peers", PEERS, "restore", "--id", "1", "FILE"]],
+)
+def test_restore_is_found_after_options_that_take_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], order: list[str]
+) -> None:
+    backup = _backup(tmp_path / "b.nxb")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = str(blocker / "member1")
+    args = [str(backup) if a == "FILE" else target if a == "DIR" else a for a in order]
+    for flag, value in (("--id", "1"), ("--peers", PEERS), ("--data-dir", target)):
+        if flag not in args:
+            args += [flag, value]
+    assert node.main(args) == 1
+    err = capsys.readouterr().err.splitlines()
+    # The restore itself ran (and met the blocked directory), not the member program.
+    assert len(err) == 1 and "cannot restore into" in err[0], err
