@@ -4,12 +4,15 @@ Each program turns its flags into a :class:`~nexus_raft.transport.tls.TLSConfig`
 here, so every program refuses the same mistakes with the same one line:
 a key without a certificate, ``--client-cert-auth`` without the CA that
 verifies clients, peer certificates without the peer CA, an unreadable or
-non-PEM file. Files are read once, at start, so a typo fails before anything
-is served or written.
+non-PEM file, a key that is not the certificate's, a CA file without a
+certificate. Files are read and checked once, at start (with the standard
+library's ``ssl``, before gRPC sees them: gRPC would only log its own lines
+and fail to bind), so a mistake fails before anything is served or written.
 """
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -83,6 +86,47 @@ def _read_pem(flag: str, path: Path) -> bytes:
     return data
 
 
+def _no_password() -> bytes:
+    # An encrypted key would make OpenSSL prompt on the terminal; refuse it instead.
+    return b""
+
+
+def _check_pair(cert_flag: str, cert: Path, key_flag: str, key: Path) -> None:
+    """``key`` must be the unencrypted private key of the certificate in ``cert``."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key, password=_no_password)
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            fail(f"{key_flag} {key} is not the private key of {cert_flag} {cert}")
+        fail(
+            f"{cert_flag} {cert} and {key_flag} {key}: not a PEM certificate and its "
+            "unencrypted private key"
+        )
+    except OSError as exc:
+        fail(f"{cert_flag} {cert}: cannot read: {exc.strerror or exc}")
+
+
+def _check_ca(flag: str, ca: Path) -> None:
+    """``ca`` must hold at least one PEM certificate."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(ca))
+    except (ssl.SSLError, OSError):
+        fail(f"{flag} {ca}: holds no PEM certificate")
+
+
+def _pair(cert_flag: str, cert: Path, key_flag: str, key: Path) -> tuple[bytes, bytes]:
+    """The PEM bytes of a certificate and its key, checked to belong together."""
+    data = _read_pem(cert_flag, cert), _read_pem(key_flag, key)
+    _check_pair(cert_flag, cert, key_flag, key)
+    return data
+
+
+def _ca(flag: str, ca: Path) -> bytes:
+    data = _read_pem(flag, ca)
+    _check_ca(flag, ca)
+    return data
+
+
 def server_tls(
     cert: Path | None, key: Path | None, ca: Path | None, client_cert_auth: bool
 ) -> TLSConfig | None:
@@ -95,10 +139,11 @@ def server_tls(
         fail("--cert and --key must be given together")
     if client_cert_auth and ca is None:
         fail("--client-cert-auth needs --ca (the CA that signs client certificates)")
+    cert_pem, key_pem = _pair("--cert", cert, "--key", key)
     return TLSConfig(
-        cert=_read_pem("--cert", cert),
-        key=_read_pem("--key", key),
-        ca=_read_pem("--ca", ca) if ca is not None else None,
+        cert=cert_pem,
+        key=key_pem,
+        ca=_ca("--ca", ca) if ca is not None else None,
         require_client_cert=client_cert_auth,
     )
 
@@ -115,11 +160,9 @@ def peer_tls(cert: Path | None, key: Path | None, ca: Path | None) -> TLSConfig 
     if len(given) != 3:
         fail("--peer-cert, --peer-key and --peer-ca must be given together (mutual TLS)")
     assert cert is not None and key is not None and ca is not None
+    cert_pem, key_pem = _pair("--peer-cert", cert, "--peer-key", key)
     return TLSConfig(
-        cert=_read_pem("--peer-cert", cert),
-        key=_read_pem("--peer-key", key),
-        ca=_read_pem("--peer-ca", ca),
-        require_client_cert=True,
+        cert=cert_pem, key=key_pem, ca=_ca("--peer-ca", ca), require_client_cert=True
     )
 
 
@@ -129,8 +172,9 @@ def client_tls(cert: Path | None, key: Path | None, ca: Path | None) -> TLSConfi
         return None
     if (cert is None) != (key is None):
         fail("--cert and --key must be given together")
+    cert_pem = key_pem = None
+    if cert is not None and key is not None:
+        cert_pem, key_pem = _pair("--cert", cert, "--key", key)
     return TLSConfig(
-        cert=_read_pem("--cert", cert) if cert is not None else None,
-        key=_read_pem("--key", key) if key is not None else None,
-        ca=_read_pem("--ca", ca) if ca is not None else None,
+        cert=cert_pem, key=key_pem, ca=_ca("--ca", ca) if ca is not None else None
     )

@@ -69,3 +69,39 @@ def test_nexusctl_tls_flag_mistakes_are_one_line_errors(
         assert ctl.main(["--endpoints", "127.0.0.1:1", *extra, "get", "k"]) == 2, extra
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], (extra, err)
+
+
+@pytest.fixture(scope="module")
+def mismatched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    pki = MemberPki()
+    d = tmp_path_factory.mktemp("pairs")
+    cert1, key1 = pki.write(d, "member1", pki.member(1))
+    _, key2 = pki.write(d, "member2", pki.member(2))
+    return {"cert": str(cert1), "key": str(key1), "other_key": str(key2), "ca": str(pki.write_ca(d))}
+
+
+def test_a_key_that_is_not_the_certificates_is_refused_before_anything_starts(
+    mismatched: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = mismatched
+    member_cases = [
+        (["--cert", f["cert"], "--key", f["other_key"]], "is not the private key of --cert"),
+        (["--cert", f["key"], "--key", f["cert"]], "not a PEM certificate and its unencrypted"),
+        (["--cert", f["cert"], "--key", f["key"], "--ca", f["key"]], "--ca"),
+        (["--peer-listen", "127.0.0.1:2", "--peer-cert", f["cert"], "--peer-key", f["other_key"],
+          "--peer-ca", f["ca"]], "is not the private key of --peer-cert"),  # fmt: skip
+    ]
+    for prog, main in (("nexus-node", node.main), ("nexus-witness", witness.main)):
+        for extra, needle in member_cases:
+            # gRPC would log its own lines, fail to bind, and the node would
+            # already have bootstrapped its data directory.
+            assert main([*BASE, str(tmp_path / "d"), *extra]) == 2, (prog, extra)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith(f"{prog}: error: "), (extra, err)
+            assert needle in err[0], (extra, err)
+    assert not (tmp_path / "d").exists()
+    code = ctl.main(["--endpoints", "127.0.0.1:1", "--timeout", "1", "--cert", f["cert"],
+                     "--key", f["other_key"], "--ca", f["ca"], "get", "k"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "is not the private key of --cert" in err[0], err
