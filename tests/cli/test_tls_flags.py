@@ -77,7 +77,8 @@ def mismatched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("pairs")
     cert1, key1 = pki.write(d, "member1", pki.member(1))
     _, key2 = pki.write(d, "member2", pki.member(2))
-    return {"cert": str(cert1), "key": str(key1), "other_key": str(key2), "ca": str(pki.write_ca(d))}
+    ca = pki.write_ca(d)
+    return {"cert": str(cert1), "key": str(key1), "other_key": str(key2), "ca": str(ca)}
 
 
 def test_a_key_that_is_not_the_certificates_is_refused_before_anything_starts(
@@ -88,8 +89,11 @@ def test_a_key_that_is_not_the_certificates_is_refused_before_anything_starts(
         (["--cert", f["cert"], "--key", f["other_key"]], "is not the private key of --cert"),
         (["--cert", f["key"], "--key", f["cert"]], "not a PEM certificate and its unencrypted"),
         (["--cert", f["cert"], "--key", f["key"], "--ca", f["key"]], "--ca"),
-        (["--peer-listen", "127.0.0.1:2", "--peer-cert", f["cert"], "--peer-key", f["other_key"],
-          "--peer-ca", f["ca"]], "is not the private key of --peer-cert"),  # fmt: skip
+        (
+            ["--peer-listen", "127.0.0.1:2", "--peer-cert", f["cert"],
+             "--peer-key", f["other_key"], "--peer-ca", f["ca"]],
+            "is not the private key of --peer-cert",
+        ),
     ]
     for prog, main in (("nexus-node", node.main), ("nexus-witness", witness.main)):
         for extra, needle in member_cases:
