@@ -116,6 +116,13 @@ async def joining_config(config: NodeConfig, join: Joining) -> NodeConfig:
             f"member {config.id} of cluster {view.cluster_id} is at {view.addresses[config.id]}, "
             f"not {own}: pick another --id, or remove member {config.id} first"
         )
+    holder = next((i for i, a in sorted(view.addresses.items()) if a == own and i != config.id),
+                  None)  # fmt: skip
+    if holder is not None:
+        raise IdentityMismatch(
+            f"{own} is the address of member {holder} of cluster {view.cluster_id}: give this "
+            f"member another address, or remove member {holder} first"
+        )
     witnesses = view.witnesses | ({config.id} if join.role == "witness" else frozenset())
     _log.info(
         "joining cluster %s (members %s) as member %d at %s",

@@ -166,6 +166,34 @@ def test_deterministic_errors_are_answered_at_once(
         assert took < 10, f"{args} took {took:.1f}s: retried to the deadline?"
 
 
+def test_a_member_at_another_members_address_is_refused_at_once(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(3, spare=1)
+    taken = cluster.members[2].address
+    for args in (("add-member", f"9={taken}", "--learner"), ("add-member", f"9=http://{taken}")):
+        started = time.monotonic()
+        result = run("nexus_raft.cli.ctl", "--endpoints", ",".join(cluster.endpoints([1, 2, 3])),
+                     "--timeout", "20", *args)  # fmt: skip
+        took = time.monotonic() - started
+        err = result.stderr.decode()
+        assert result.returncode == 1 and err.count("\n") == 1, err
+        assert f"{taken} is the address of member 2" in err, err
+        assert took < 10, f"{args} took {took:.1f}s: retried to the deadline?"
+    assert sorted(m.id for m in cluster.client().members()) == [1, 2, 3]
+    # A machine that took a member's address (its member not removed) cannot
+    # join under a new id: it is refused before it writes anything.
+    cluster.members[2].kill()
+    newcomer = cluster.members[4]
+    data = newcomer.data_dir
+    newcomer.start(["--id", "4", "--listen", taken, "--data-dir", str(data),
+                    "--join", cluster.members[1].address])  # fmt: skip
+    assert newcomer.proc is not None and newcomer.proc.wait(timeout=60) == 2
+    assert f"{taken} is the address of member 2" in newcomer.log_tail(), newcomer.log_tail()
+    assert not (data / "store").exists()
+    assert sorted(m.id for m in cluster.client().members()) == [1, 2, 3]
+
+
 def test_a_key_that_is_not_utf8_is_refused_in_one_line_without_a_python_repr(
     make_cluster: Callable[..., ProcessCluster],
 ) -> None:

@@ -14,7 +14,7 @@ from nexus_raft.consensus.core.messages import ConfChange, ConfChangeType, Rejec
 from nexus_raft.consensus.node.apply import Applier
 from nexus_raft.consensus.node.propose import ProposeAPI
 from nexus_raft.errors import ConfigError, InvalidArgument, Timeout
-from nexus_raft.transport.address import NodeAddress
+from nexus_raft.transport.address import NodeAddress, parse_endpoint
 
 __all__ = ["ROLES", "AdminAPI"]
 
@@ -87,10 +87,35 @@ class AdminAPI(ProposeAPI):
             raise self._not_leader()
         # The core only says "invalid"; say why, and as a deterministic error
         # (a retry cannot succeed) rather than a retryable one.
-        why = validate_conf_change(self._running().raft.status().conf_state, cc)
+        conf_state = self._running().raft.status().conf_state
+        why = validate_conf_change(conf_state, cc) or self._address_taken(conf_state.members, cc)
         if why is not None:
             raise InvalidArgument(f"invalid configuration change: {why}")
         await self._propose_op(lambda r: r.propose_conf_change(cc), timeout, "configuration change")
+
+    def _address_taken(self, members: frozenset[int], cc: ConfChange) -> str | None:
+        """Why ``cc`` adds a member at an address another member has (None: it does not).
+
+        Two members at one address would each get the other's traffic; the
+        usual cause is a typo, or a new id for a machine whose old member
+        was never removed (remove it first).
+        """
+        if cc.type is ConfChangeType.REMOVE or not cc.context:
+            return None
+        try:
+            host, port, _ = parse_endpoint(cc.context.decode("utf-8"))
+        except ValueError:
+            return None
+        peers = self._running().peers
+        for member in sorted(members - {cc.node_id}):
+            address = peers.address(member)
+            try:
+                other_host, other_port, _ = parse_endpoint(address or "")
+            except ValueError:
+                continue
+            if (other_host.lower(), other_port) == (host.lower(), port):
+                return f"{address} is the address of member {member} (remove it first)"
+        return None
 
     async def transfer_leadership(
         self, node_id: int, *, timeout: float = 5.0, forward: bool = False
