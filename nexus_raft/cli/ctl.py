@@ -258,7 +258,13 @@ def prefixes(
     """List the distinct next path segments under PREFIX."""
     raw = _raw(prefix)
     found = call(ctx, lambda c: c.get_prefixes(raw))
-    emit(ctx, "\n".join(safe_text(p) for p in found), [safe_text(p) for p in found])
+    # Keys are UTF-8 (the members refuse others), so JSON carries each segment
+    # exactly; text output escapes control characters so each stays one line.
+    emit(
+        ctx,
+        "\n".join(safe_text(p) for p in found),
+        [p.decode("utf-8", "backslashreplace") for p in found],
+    )
 
 
 def _event_line(event: WatchEvent, as_json: bool) -> str:

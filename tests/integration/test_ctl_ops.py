@@ -166,6 +166,21 @@ def test_deterministic_errors_are_answered_at_once(
         assert took < 10, f"{args} took {took:.1f}s: retried to the deadline?"
 
 
+def test_a_key_with_a_control_character_is_escaped_in_text_and_exact_in_json(
+    make_cluster: Callable[..., ProcessCluster],
+) -> None:
+    cluster = make_cluster(1)
+    assert ok_json(ctl(cluster, "put", "c/a\x01b/x", "v", "--json"))
+    assert ctl(cluster, "prefixes", "c/").stdout == b"c/a\\x01b/\n"
+    assert ok_json(ctl(cluster, "prefixes", "c/", "--json")) == ["c/a\x01b/"]
+    assert ctl(cluster, "list", "c/").stdout == b"c/a\\x01b/x\n"
+    assert ok_json(ctl(cluster, "list", "c/", "--json")) == [
+        {"key": "c/a\x01b/x", "key_encoding": "utf-8"}
+    ]
+    got = ok_json(ctl(cluster, "get", "c/a\x01b/x", "--json"))
+    assert isinstance(got, dict) and got["key"] == "c/a\x01b/x" and got["value"] == "v"
+
+
 def test_a_member_at_another_members_address_is_refused_at_once(
     make_cluster: Callable[..., ProcessCluster],
 ) -> None:
