@@ -26,7 +26,7 @@ def _peers_arg(peers: dict[int, str]) -> str:
     [
         ([], "Missing option"),
         (["--id", "3", "--listen", "127.0.0.1:1", "--peers", "1=127.0.0.1:2,2=127.0.0.1:3",
-          "--data-dir", "D"], "must be one of the peers"),
+          "--data-dir", "D"], "must be one of the --peers"),
         (["--id", "1", "--listen", "127.0.0.1:1", "--peers", "1=127.0.0.1:1",
           "--data-dir", "D"], "at least one full"),
         (["--id", "3", "--listen", "nope", "--peers", "1=127.0.0.1:2,3=127.0.0.1:1",
@@ -136,7 +136,7 @@ def test_data_dir_in_use_fails_with_one_line(tmp_path: Path) -> None:
         )  # fmt: skip
         assert clash.returncode == 1
         last = clash.stderr.strip().splitlines()[-1]
-        assert last.startswith("nexus-witness: error:") and "Locked" in last, clash.stderr
+        assert last.startswith("nexus-witness: error:") and "already open" in last, clash.stderr
     finally:
         first.terminate()
         wait_until("the first witness to exit", lambda: first.poll() is not None, 15)
