@@ -72,19 +72,58 @@ def opened(ctx: typer.Context, *, write: bool = False) -> Iterator[Store]:
     except StoreLockedError as exc:
         if write:
             raise CliError(f"store at {path} is in use by another process: read-only") from exc
-        with _copy_of(path) as copy:
-            print(f"{PROG}: store in use; reading a copy taken now", file=sys.stderr)
-            try:
-                store = Store.open(copy, create=False)
-            except NexusRaftError as err:
-                raise CliError(f"cannot read a copy of the store at {path}: {err}") from err
-            with store:
-                yield store
+        print(f"{PROG}: store in use; reading a copy taken now", file=sys.stderr)
+        with _open_copy(path) as store:
+            yield store
         return
     except NexusRaftError as exc:
         raise CliError(str(exc)) from exc
     with store:
         yield store
+
+
+_COPY_ATTEMPTS = 5
+"""Copies tried before giving up: a busy node may compact away a table the
+copied manifest still names (each attempt takes a fresh copy)."""
+
+
+@contextmanager
+def _open_copy(path: Path) -> Iterator[Store]:
+    """The store at ``path`` (held by another process), opened from a fresh copy."""
+    for attempt in range(1, _COPY_ATTEMPTS + 1):
+        with _copy_of(path) as copy:
+            try:
+                store = Store.open(copy, create=False)
+            except NexusRaftError as err:
+                if attempt == _COPY_ATTEMPTS:
+                    reason = str(err).replace(str(copy), "copy")
+                    raise CliError(
+                        f"cannot read a copy of the store at {path} ({attempt} attempts; it "
+                        f"changes too fast): {reason}"
+                    ) from err
+                continue
+            with store:
+                yield store
+            return
+
+
+def _copy_files(source: Path, target: Path, names: list[str]) -> None:
+    for name in names:
+        try:
+            shutil.copy2(source / name, target / name)
+        except FileNotFoundError:
+            continue  # removed by a compaction while we copied
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
+
+
+def _is_table(name: str) -> bool:
+    return name.endswith((".ldb", ".sst"))
 
 
 @contextmanager
@@ -93,16 +132,17 @@ def _copy_of(path: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="nexus-store-") as tmp:
         copy = Path(tmp) / "store"
         copy.mkdir()
-        # The manifest and logs first, then the tables they name: a table
-        # compacted away meanwhile is simply absent from both.
-        names = sorted(os.listdir(path), key=lambda n: (n.endswith((".ldb", ".sst")), n))
-        for name in names:
-            if name == "LOCK":
-                continue
-            try:
-                shutil.copy2(path / name, copy / name)
-            except FileNotFoundError:
-                continue  # removed by a compaction while we copied
+        # Tables first (immutable once written), then the manifest and logs,
+        # then the tables written meanwhile or still being written at the
+        # start (their size changed): LevelDB names a table in its manifest
+        # only once the table is complete, so every table the copied manifest
+        # names was there at the start or is there, complete, at the end,
+        # unless compacted away within this copy (the caller copies again).
+        first = [n for n in os.listdir(path) if _is_table(n)]
+        rest = sorted(n for n in os.listdir(path) if not _is_table(n) and n != "LOCK")
+        _copy_files(path, copy, [*first, *rest])
+        _copy_files(path, copy, [n for n in os.listdir(path) if _is_table(n) and (
+            n not in first or _size(path / n) != _size(copy / n))])  # fmt: skip
         yield copy
 
 
