@@ -100,7 +100,7 @@ class ServiceServer:
         self._extras = extras
         self._max_message_bytes = max_message_bytes
         self._server: grpc.aio.Server | None = None
-        self._stopped = False
+        self._stopping: asyncio.Task[None] | None = None
 
     def _register(self, server: grpc.aio.Server) -> None:
         """Add this server's own services (none here)."""
@@ -148,12 +148,24 @@ class ServiceServer:
         return self._port
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        """Stop serving; in-flight calls get ``grace`` seconds. Idempotent."""
-        if self._server is None or self._stopped:
-            self._stopped = True
+        """Stop serving; in-flight calls get ``grace`` seconds. Idempotent.
+
+        Returns once the server has stopped, whichever call began it: a call
+        made while an earlier one is still stopping waits for that one (whose
+        ``grace`` applies). Returning earlier would let the caller go on (a
+        node's shutdown, then the event loop's end) while in-flight calls
+        still run; the loop's teardown then cancels gRPC's RPC tasks, which
+        gRPC reports with a traceback on stderr.
+        """
+        if self._server is None:
             return
-        self._stopped = True
-        await self._server.stop(grace)
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(
+                self._server.stop(grace), name=f"stop {self._label} {self.endpoint}"
+            )
+        # Shielded: a caller cancelled while waiting leaves the stop running
+        # for the next caller to wait for.
+        await asyncio.shield(self._stopping)
 
     async def wait_for_termination(self) -> None:
         """Block until the server stops (for programs that only serve)."""

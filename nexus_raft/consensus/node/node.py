@@ -161,10 +161,11 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
         self._ctx = itertools.count(1)
         # Per start (see propose._CTX): from the injected source when there is one.
         self._ctx_nonce = (rng if rng is not None else random.Random()).getrandbits(64)
-        self._started = False
-        self._closed = False
+        self._started = self._closed = False
+        self._shutting_down: asyncio.Task[None] | None = None
         self._failure: str | None = None
         self._failed_event = asyncio.Event()
+        self._failing: set[asyncio.Task[None]] = set()
         self._last_compact = 0
         self.metrics = NodeMetrics()
         self.alerts = Alerts(config.id)
@@ -372,10 +373,15 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
             self._servicers.extend(self._sm.client_services(self))
 
     async def shutdown(self) -> None:
-        """Stop serving and ticking, finish applying, close everything. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stop serving and ticking, finish applying, close everything. Idempotent:
+        every call returns once the node is shut down (a call made while another
+        is under way, e.g. a halt's, waits for it; shielded from its caller)."""
+        if self._shutting_down is None:
+            self._closed = True
+            self._shutting_down = asyncio.get_running_loop().create_task(self._shut_down())
+        await asyncio.shield(self._shutting_down)
+
+    async def _shut_down(self) -> None:
         if self._standing is not None:
             await self._standing.stop()
         await self._observe.stop()
@@ -385,6 +391,7 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
             await self._server.stop(grace=0.2)
         if self._peer_server is not None and self._peer_server is not self._server:
             await self._peer_server.stop(grace=0.2)
+        await self._stopped_failing()
         if self._driver is not None:
             await self._driver.stop()
         if self._applier is not None:

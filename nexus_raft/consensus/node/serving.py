@@ -35,10 +35,6 @@ _log = logging.getLogger("nexus_raft.consensus.node.node")
 
 Register = Callable[[grpc.aio.Server], None]
 
-# Server stops started from a callback (kept referenced until done).
-_STOPPING: set[asyncio.Task[None]] = set()
-
-
 class ServingAPI:
     """The ports of a RaftNode: services on them, their addresses, who calls.
 
@@ -59,6 +55,7 @@ class ServingAPI:
     _closed: bool
     _failure: str | None
     _failed_event: asyncio.Event
+    _failing: set[asyncio.Task[None]]
 
     @property
     def id(self) -> int:
@@ -217,10 +214,16 @@ class ServingAPI:
         loop = asyncio.get_running_loop()
         jobs = [s.stop(grace=0) for s in {self._server, self._peer_server} if s is not None]
         jobs.append(self._hand_over())
-        for job in jobs:
-            task = loop.create_task(job)
-            _STOPPING.add(task)
-            task.add_done_callback(_STOPPING.discard)
+        # Kept until shutdown() has waited for them (_stopped_failing): a
+        # shutdown that returned while they ran would leave in-flight calls
+        # to the event loop's teardown.
+        self._failing.update(loop.create_task(job) for job in jobs)
+
+    async def _stopped_failing(self) -> None:
+        """Wait for the stops :meth:`_fatal` began (a shutdown calls it after its own stops)."""
+        jobs, self._failing = self._failing, set()
+        if jobs:
+            await asyncio.gather(*jobs, return_exceptions=True)
 
     async def _hand_over(self) -> None:
         """A failed leader steps down at once: TimeoutNow to its most up-to-date voter.
