@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from nexus_raft.consensus.node.config import NodeConfig
 from nexus_raft.consensus.node.node import RaftNode
-from nexus_raft.errors import NexusRaftError, Unavailable
+from nexus_raft.errors import NexusRaftError, NotLeader, ProposalDropped, Unavailable
 from nexus_raft.kv.commands import KVCommand, KVOp
 from nexus_raft.kv.state_machine import KVStateMachine
 
@@ -129,6 +129,47 @@ class Cluster:
                 if loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.02)
+
+    async def add_member(self, nid: int, endpoint: str, role: str = "voter",
+                         timeout: float = 30.0) -> None:
+        """Add a member through whoever leads, as a client does (see :meth:`_admin`)."""
+        await self._admin(lambda n, t: n.add_member(nid, endpoint, role, timeout=t), timeout)
+
+    async def remove_member(self, nid: int, timeout: float = 30.0) -> None:
+        """Remove a member through whoever leads, as a client does (see :meth:`_admin`)."""
+        await self._admin(lambda n, t: n.remove_member(nid, timeout=t), timeout)
+
+    async def _admin(self, call: Callable[[RaftNode, float], Awaitable[None]],
+                     timeout: float) -> None:
+        """Run a configuration change on the leader; a leader that lost its lead
+        meanwhile, or a new one not ready yet, refuses it before appending
+        anything (NotLeader, Unavailable), or its entry was overwritten
+        (ProposalDropped): then it goes to the next leader. On a loaded box
+        leadership can move at any time (a test that kept the first leader
+        it saw failed with NotLeader)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            leader = await self.leader(max(0.1, deadline - loop.time()))
+            try:
+                return await call(leader, max(0.1, deadline - loop.time()))
+            except (NotLeader, Unavailable, ProposalDropped):
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def published(self, timeout: float = 30.0) -> None:
+        """Wait until every running node has published its member attributes.
+
+        Each node proposes its own attributes entry after it starts (and
+        again after a proposal that timed out); a test that counts log
+        entries, or publishes attributes itself, waits for them first.
+        """
+        await wait_until(
+            lambda: all(n._publisher is not None and n._publisher.done.is_set()
+                        for n in self.live()),
+            timeout, "every node published its attributes",
+        )  # fmt: skip
 
     async def wait_applied(self, index: int, nodes: list[RaftNode] | None = None,
                            timeout: float = 8.0) -> None:

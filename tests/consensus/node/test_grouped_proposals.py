@@ -120,10 +120,7 @@ def test_member_attributes_proposed_among_client_writes_are_never_grouped(
             leader = await c.leader()
             # The leader's own publication first: applied after the rename, it
             # would undo it (it may still be in flight here, or being retried).
-            await wait_until(
-                lambda: leader._publisher is not None and leader._publisher.done.is_set(),
-                timeout=30.0, what="the leader published its own attributes",
-            )
+            await c.published()
             attrs = MemberAttributes("renamed", ("http://127.0.0.1:9999",))
             publish = encode_publish(leader.id, attrs)
             results = await asyncio.gather(
