@@ -162,7 +162,7 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
         # Per start (see propose._CTX): from the injected source when there is one.
         self._ctx_nonce = (rng if rng is not None else random.Random()).getrandbits(64)
         self._started = self._closed = False
-        self._shutting_down: asyncio.Task[None] | None = None
+        self._shutting_down: asyncio.Future[None] | None = None
         self._failure: str | None = None
         self._failed_event = asyncio.Event()
         self._failing: set[asyncio.Task[None]] = set()
@@ -374,12 +374,16 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
 
     async def shutdown(self) -> None:
         """Stop serving and ticking, finish applying, close everything. Idempotent:
-        every call returns once the node is shut down (a call made while another
-        is under way, e.g. a halt's, waits for it; shielded from its caller)."""
-        if self._shutting_down is None:
-            self._closed = True
-            self._shutting_down = asyncio.get_running_loop().create_task(self._shut_down())
-        await asyncio.shield(self._shutting_down)
+        a call made while another is under way (e.g. a halt's) returns when that one ends."""
+        if self._shutting_down is not None:
+            await asyncio.shield(self._shutting_down)
+            return
+        self._closed = True
+        self._shutting_down = asyncio.get_running_loop().create_future()
+        try:
+            await self._shut_down()
+        finally:
+            self._shutting_down.set_result(None)
 
     async def _shut_down(self) -> None:
         if self._standing is not None:
