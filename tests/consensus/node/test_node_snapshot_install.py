@@ -101,8 +101,7 @@ async def prepare(c: Cluster) -> tuple[int, dict[str, int]]:
     await c.nodes[lagger].snapshot()  # it has its own, older, snapshot and state
     await c.stop(lagger)
     await write(60, 140)
-    leader = await c.leader()
-    await leader.add_member(LEARNER, f"127.0.0.1:{c.spare_ports[0]}", role="learner")
+    await c.add_member(LEARNER, f"127.0.0.1:{c.spare_ports[0]}", role="learner")
     await write(140, 200)
     leader = await c.leader()
     await c.wait_applied(leader.status().commit)
