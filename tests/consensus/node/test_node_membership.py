@@ -43,7 +43,7 @@ def test_add_learner_then_promote(tmp_path: Path) -> None:
             ), KVStateMachine())
             await joiner.start()
             # Membership changes go through whoever leads (Cluster.add_member):
-            # after the snapshots above, on a loaded box, the lead may move.
+            # on a loaded box the lead may move at any time.
             await c.add_member(4, endpoint, "learner")
             await wait_until(lambda: value_of(joiner, "k19") == b"v", what="learner catch-up")
             await wait_until(lambda: joiner.status().snapshot_index >= 20, what="snapshot meta")
