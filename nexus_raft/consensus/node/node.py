@@ -506,7 +506,7 @@ class RaftNode(ServingAPI, AdminAPI, Halting):
                     self.id,
                     member,
                     attrs.name,
-                    list(attrs.client_urls) or "no published URL",
+                    ", ".join(attrs.client_urls) or "no published URL",
                 )
 
     def _on_applied(self, applied: int) -> None:

@@ -95,7 +95,7 @@ class Publisher:
                 "member %d published its attributes: name %r, client URLs %s",
                 self._node.id,
                 self.attrs.name,
-                list(self.attrs.client_urls) or "none",
+                ", ".join(self.attrs.client_urls) or "none",
             )
             self.done.set()
             return
