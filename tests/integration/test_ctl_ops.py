@@ -152,7 +152,7 @@ def test_deterministic_errors_are_answered_at_once(
     for args, needle in (
         (("remove-member", "9"), "not a member"),
         (("add-member", "1=127.0.0.1:1"), "already a voter"),
-        (("transfer-leader", "9"), "no such member"),
+        (("transfer-leader", "9"), "node 9 is not a member"),
         (("cas", "k", "--expected", "other", "--new", "x"), "current value differs"),
         # --cluster-id: members of another cluster are refused, never used.
         (("--cluster-id", "nx-other", "put", "k", "x"), "request is for cluster 'nx-other'"),
@@ -167,6 +167,14 @@ def test_deterministic_errors_are_answered_at_once(
         # followed by a quote is not one.
         assert "Batch" not in err and not re.search(r"(?<!\w)b'", err), err
         assert took < 10, f"{args} took {took:.1f}s: retried to the deadline?"
+    # A learner is a member that cannot lead: the refusal says which it is.
+    ctl_cmd = ("nexus_raft.cli.ctl", "--endpoints", eps, "--timeout", "20")
+    added = run(*ctl_cmd, "add-member", "8=127.0.0.1:1", "--learner")
+    assert added.returncode == 0, added.stderr
+    refused = run(*ctl_cmd, "transfer-leader", "8")
+    err = refused.stderr.decode()
+    assert refused.returncode == 1 and err.count("\n") == 1, err
+    assert "member 8 is a learner: only a full voter can lead" in err, err
 
 
 def test_a_key_with_a_control_character_is_escaped_in_text_and_exact_in_json(

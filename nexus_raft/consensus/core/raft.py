@@ -313,7 +313,13 @@ class Raft(FollowerSide, Election, Replication):
             return Rejected(RejectReason.NOT_LEADER, self.leader_id)
         cs = self.conf_state
         if target not in cs.full_voters:
-            return Rejected(RejectReason.NOT_MEMBER, self.id)
+            if target in cs.witnesses:
+                why = f"member {target} is a witness: only a full voter can lead"
+            elif target in cs.learners:
+                why = f"member {target} is a learner: only a full voter can lead"
+            else:
+                why = f"node {target} is not a member"
+            return Rejected(RejectReason.NOT_MEMBER, self.id, why)
         self.handle_transfer(target)
         return Accepted(self.log.last_index(), self.term)
 

@@ -128,6 +128,8 @@ class ProposeAPI:
             return TooLarge(f"proposal larger than {self.config.max_proposal_bytes} bytes")
         if out.reason is RejectReason.CONF_CHANGE_PENDING:
             return Unavailable(f"{out.reason.value}; retry once it has committed")
+        if out.reason is RejectReason.NOT_MEMBER and out.detail:
+            return InvalidArgument(f"cannot transfer leadership: {out.detail}")
         if out.reason in (RejectReason.INVALID_CONF_CHANGE, RejectReason.NOT_MEMBER):
             return InvalidArgument(out.reason.value)
         return ConsensusError(out.reason.value)

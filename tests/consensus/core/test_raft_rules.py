@@ -414,6 +414,21 @@ def test_transfer_refuses_proposals_and_aborts_after_election_timeout() -> None:
     assert isinstance(leader.propose(b"x"), Accepted)
 
 
+def test_transfer_to_a_learner_or_a_stranger_is_refused_saying_which() -> None:
+    net = Network()
+    cs = ConfState(frozenset({1, 2, 3}), frozenset({4}))
+    for i in (1, 2, 3, 4):
+        net.add_node(i, cs)
+    net.elect(1)
+    leader = net.raft(1)
+    learner = leader.transfer_leadership(4)
+    stranger = leader.transfer_leadership(9)
+    assert learner == stranger == Rejected(RejectReason.NOT_MEMBER, 1)
+    assert isinstance(learner, Rejected) and isinstance(stranger, Rejected)
+    assert learner.detail == "member 4 is a learner: only a full voter can lead"
+    assert stranger.detail == "node 9 is not a member"
+
+
 def test_report_unreachable_and_snapshot_move_progress_to_probe() -> None:
     net = cluster()
     net.elect(1)
