@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from nexus_raft.kv.client.router import grpc_failure
 from nexus_raft.kv.client.watch import WatchStream
 from nexus_raft.kv.wire import kv_pb2
 
@@ -89,6 +90,9 @@ class _Router:
 
     def mark_failed(self, target: str) -> None:
         self.failed.append(target)
+
+    def failure(self, err: grpc.aio.AioRpcError) -> str:
+        return grpc_failure(err)
 
 
 async def _collect(stream: WatchStream, n: int) -> list[tuple[int, bytes]]:

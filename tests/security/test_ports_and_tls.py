@@ -134,7 +134,7 @@ def test_mutual_tls_cluster_serves_members_and_refuses_everyone_else(
     # A client without a certificate cannot use the client port.
     bare = SyncClient(cluster.endpoints(), timeout=2.0, tls=TLSConfig(ca=pki.ca.cert))
     try:
-        with pytest.raises(NexusRaftError):
+        with pytest.raises(NexusRaftError, match="require client certificates, give one"):
             bare.get("k")
     finally:
         bare.close()
@@ -209,8 +209,11 @@ def test_tls_client_port_refuses_plaintext_and_clients_trusting_another_ca(
 
     trusted = run("--ca", str(cluster.ca_path), "get", "k")
     assert trusted.returncode == 0 and trusted.stdout == "v\n", trusted.stderr
-    for refused in (run("--timeout", "2", "get", "k"),
-                    run("--ca", str(other_ca), "--timeout", "2", "get", "k")):  # fmt: skip
+    # Each refusal says what to change: TLS at all (--ca), or the CA trusted.
+    for refused, says in ((run("--timeout", "2", "get", "k"), "serve TLS, connect with TLS"),
+                          (run("--ca", str(other_ca), "--timeout", "2", "get", "k"),
+                           "certificate is not signed by a trusted CA")):  # fmt: skip
         assert refused.returncode == 1, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert "Traceback" not in refused.stderr
+        assert says in refused.stderr, refused.stderr

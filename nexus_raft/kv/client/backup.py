@@ -16,7 +16,7 @@ import grpc
 
 from nexus_raft.consensus.node.backup import BackupMeta, BackupReader
 from nexus_raft.errors import Unavailable
-from nexus_raft.kv.client.router import Router, grpc_failure, normalize_endpoint
+from nexus_raft.kv.client.router import Router, normalize_endpoint
 from nexus_raft.kv.wire import OK, exception_from_error, kv_pb2
 
 __all__ = ["save_backup"]
@@ -51,5 +51,5 @@ async def save_backup(
             if progress is not None:
                 progress(written)
     except grpc.aio.AioRpcError as err:
-        raise Unavailable(f"{target}: the backup stream broke ({grpc_failure(err)})") from None
+        raise Unavailable(f"{target}: the backup stream broke ({router.failure(err)})") from None
     return reader.finish()

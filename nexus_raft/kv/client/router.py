@@ -333,6 +333,16 @@ class Router:
         # A member without the Pipeline RPC: nothing was served, ask it the old way.
         return await self.stub(target).Batch(request, timeout=timeout)
 
+    def failure(self, err: grpc.aio.AioRpcError) -> str:
+        """``grpc_failure`` with a hint that fits this client's TLS settings."""
+        if not self._use_tls:
+            hint = "if the members serve TLS, connect with TLS (nexusctl --ca)"
+        elif self._tls is None or self._tls.cert is None:
+            hint = "if the members require client certificates, give one (nexusctl --cert/--key)"
+        else:
+            hint = "the member may not accept this client certificate (is it signed by its CA?)"
+        return grpc_failure(err, hint)
+
     def stub(self, target: str) -> Any:
         """The KV stub for ``target`` (one channel per address, created on first use)."""
         if self._closed:
@@ -426,9 +436,9 @@ class Router:
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise TooLarge(f"{target}: request too large: {err.details()}") from None
                 if code not in _RETRY_GRPC:
-                    raise Unavailable(f"{target}: {grpc_failure(err)}") from None
+                    raise Unavailable(f"{target}: {self.failure(err)}") from None
                 if code != grpc.StatusCode.DEADLINE_EXCEEDED:
-                    last = Unavailable(f"{target} is unreachable ({grpc_failure(err)})")
+                    last = Unavailable(f"{target} is unreachable ({self.failure(err)})")
                 elif attempt >= self._attempt_timeout:
                     last = Timeout(f"{target} did not answer within {attempt:.2f}s")
                 elif last is None:
@@ -492,9 +502,21 @@ _WHAT = {"Get": "the read", "Batch": "the request", "Status": "the status reques
          "TransferLeader": "the leadership transfer", "Snapshot": "the snapshot"}
 
 
-def grpc_failure(err: grpc.aio.AioRpcError) -> str:
-    """A short, human account of a failed gRPC call (no gRPC internals)."""
+def grpc_failure(err: grpc.aio.AioRpcError, closed_hint: str = "") -> str:
+    """A short, human account of a failed gRPC call (no gRPC internals).
+
+    ``closed_hint`` follows "connection closed": a TLS server closes a
+    plaintext client's connection, and a mutual-TLS server one without an
+    acceptable client certificate, with nothing more said on the wire.
+    """
     details = str(err.details() or "")
+    low = details.lower()
+    if "certificate_verify_failed" in low:
+        return "TLS: the member's certificate is not signed by a trusted CA (check --ca)"
+    if "handshake failed" in low:
+        return "TLS handshake failed"
+    if "socket closed" in low and closed_hint:
+        return f"connection closed; {closed_hint}"
     for needle, text in (("Connection refused", "connection refused"),
                          ("Deadline Exceeded", "no answer in time"),
                          ("Socket closed", "connection closed"),

@@ -35,7 +35,7 @@ from typing import Any
 import grpc
 
 from nexus_raft.errors import ClusterMismatch, NexusRaftError, Timeout, Unavailable
-from nexus_raft.kv.client.router import Backoff, Router, grpc_failure
+from nexus_raft.kv.client.router import Backoff, Router
 from nexus_raft.kv.client.types import NodeInfo
 from nexus_raft.kv.wire import OK, RETRYABLE_CODES, exception_from_error, kv_pb2
 
@@ -98,7 +98,7 @@ async def leader_status(
                 target, resp = await done
                 if isinstance(resp, grpc.aio.AioRpcError):
                     router.mark_failed(target, unreachable=True)
-                    last = Unavailable(f"{target} is unreachable ({grpc_failure(resp)})")
+                    last = Unavailable(f"{target} is unreachable ({router.failure(resp)})")
                     continue
                 if resp.error.code != OK:
                     exc = exception_from_error(resp.error, where=target)

@@ -31,7 +31,7 @@ from typing import Any
 import grpc
 
 from nexus_raft.errors import NexusRaftError, Unavailable
-from nexus_raft.kv.client.router import Backoff, Router, grpc_failure
+from nexus_raft.kv.client.router import Backoff, Router
 from nexus_raft.kv.client.types import WatchEvent
 from nexus_raft.kv.wire import OK, RETRYABLE_CODES, exception_from_error, kv_pb2
 
@@ -127,7 +127,7 @@ class WatchStream:
             except grpc.aio.AioRpcError as err:
                 if self._closed:
                     raise StopAsyncIteration from None
-                last = Unavailable(f"{target}: watch stream broke ({grpc_failure(err)})")
+                last = Unavailable(f"{target}: watch stream broke ({self._router.failure(err)})")
                 await self._reconnect_later(target, last)
                 continue
             except asyncio.CancelledError:
