@@ -26,7 +26,12 @@ import pytest
 from nexus_raft.errors import NexusRaftError
 from tests.integration.harness import ProcessCluster
 
-TMPFS_BYTES = 96 << 20  # room to catch up once the filler is gone
+# Room to catch up once the filler is gone. Catching up writes each value to
+# the Raft log and to the state machine, and LevelDB's compactions write new
+# tables before dropping old ones: with 96 MiB the restarted member filled the
+# 92 MiB left after ~390 acknowledged writes (24 MiB of values, a quiet
+# machine's count in the test's window) and stopped again, disk full.
+TMPFS_BYTES = 256 << 20
 HEADROOM = 3 << 20  # left free by the filler: the member fails after a few MB
 VALUE = 64 << 10
 
