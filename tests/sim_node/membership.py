@@ -256,6 +256,13 @@ class Membership:
                 return  # a witness applies only configuration entries: not its view
             if m.id in leader.node._applier.conf.learners:
                 continue
+            d = leader.node._driver
+            if d is not None and m.id in d.raft.conf_state.voters | d.raft.conf_state.learners:
+                # Appended, not yet applied: the leader counts it. An addition
+                # waiting for its new member to catch up is not a removal;
+                # killing that member left {leader, it} without a quorum for
+                # good (seed 5269).
+                continue
             m.removed = True
             self.sim.trace("removed", f"member {m.id} left the configuration: stopping it")
             m.kill(power_loss=False, why="removed from the cluster")

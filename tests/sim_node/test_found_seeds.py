@@ -13,6 +13,10 @@ states that exposed the bugs are reached again, not a hand-made copy.
 - 759: a member restarted with an appended "add N" entry whose address write
   the crash lost; it never learned N's address, and with voters {it, N} no
   leader was ever elected again.
+- 5269 (a simulator fault, not a product bug): the simulator stopped, as
+  "removed", a member whose addition the leader had appended but not yet
+  applied (it was still catching up by snapshot), judging by the applied
+  configuration only; with voters {leader, it} no leader was ever elected.
 """
 
 from __future__ import annotations
@@ -25,4 +29,9 @@ from tests.sim_node.runner import run_seed
 @pytest.mark.parametrize("seed", [759, 1362, 2174])
 def test_seed_that_found_a_bug_passes(seed: int) -> None:
     res = run_seed(seed)
+    assert res.violation is None, res.trace.excerpt(60)
+
+
+def test_seed_5269_a_member_whose_addition_is_appended_is_not_taken_for_removed() -> None:
+    res = run_seed(5269)
     assert res.violation is None, res.trace.excerpt(60)
