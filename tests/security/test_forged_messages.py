@@ -29,6 +29,7 @@ from nexus_raft.transport import (
     Entry,
     PeerRefused,
     PeerUnavailable,
+    RemoteError,
     SnapshotMeta,
     TLSConfig,
     TransportError,
@@ -181,7 +182,15 @@ def test_install_snapshot_from_a_non_member_is_refused_before_any_data(
                                 last_term=term + 1, voters=vs)  # fmt: skip
             return await a.client.install_snapshot(meta, body)
 
-        assert isinstance(_attack(cluster, follower, send), PeerRefused)
+        got = _attack(cluster, follower, send)
+        if not isinstance(got, PeerRefused):
+            # grpc-aio (grpc/grpc#36066): when the server ends a client stream
+            # before the client has sent all of it, a write failing after the
+            # server's status can replace that status with INTERNAL "Internal
+            # error from Core" (seen once under load). The member refused all
+            # the same: its log says so, and nothing changed or was staged.
+            assert isinstance(got, RemoteError) and "Internal error from Core" in str(got), got
+            assert _log_has(cluster, follower, f"refused install_snapshot from {ATTACKER}")
         assert not list(staging.glob("*.part")) if staging.exists() else True
     _no_forged_data(cluster)
 
