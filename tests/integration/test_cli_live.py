@@ -80,6 +80,18 @@ def _spawn(module: str, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _single_member(
+    tmp_path: Path, *flags: str
+) -> tuple[str, Path, subprocess.Popen[bytes]]:
+    """Start a one-member cluster (``flags`` first); returns (address, data dir, process)."""
+    (port,) = free_ports(1)
+    address = f"127.0.0.1:{port}"
+    data = tmp_path / "m1"
+    node = _spawn("nexus_raft.cli.node", *flags, "--id", "1", "--listen", address,
+                  "--peers", f"1={address}", "--data-dir", str(data))  # fmt: skip
+    return address, data, node
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -125,11 +137,7 @@ def test_nexusctl_watch_retries_while_no_member_serves_until_interrupted(
 
 
 def test_nexus_node_logs_json_and_nexus_store_reads_its_live_store(tmp_path: Path) -> None:
-    (port,) = free_ports(1)
-    address = f"127.0.0.1:{port}"
-    data = tmp_path / "m1"
-    node = _spawn("nexus_raft.cli.node", "-w", "json", "--id", "1", "--listen", address,
-                  "--peers", f"1={address}", "--data-dir", str(data))  # fmt: skip
+    address, data, node = _single_member(tmp_path, "-w", "json")
     try:
         assert node.stderr is not None
         log = Lines(node.stderr)
@@ -199,11 +207,7 @@ def test_nexusctl_watch_given_one_member_moves_to_the_others_when_it_dies(
 
 
 def test_nexus_store_stats_of_a_running_members_data_directory(tmp_path: Path) -> None:
-    (port,) = free_ports(1)
-    address = f"127.0.0.1:{port}"
-    data = tmp_path / "m1"
-    node = _spawn("nexus_raft.cli.node", "--id", "1", "--listen", address,
-                  "--peers", f"1={address}", "--data-dir", str(data))  # fmt: skip
+    address, data, node = _single_member(tmp_path)
     try:
         with _leader_client(address) as client:
             client.put("live/k", b"served")
